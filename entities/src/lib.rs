@@ -1,0 +1,9 @@
+//! SeaORM entities, one module per table, in the shape `sea-orm-cli generate entity` writes.
+//! Behaviour lives in the server's domain layer, not here.
+pub mod events;
+pub mod memberships;
+pub mod prelude;
+pub mod sessions;
+pub mod sources;
+pub mod users;
+pub mod vaults;

@@ -1,0 +1,132 @@
+//! The HTTP API (CONTRACT §5): one module per resource, each ending in its routes, plus the
+//! middleware every request passes (request log, `Origin` guard, body limit, JSON errors).
+pub mod auth;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod members;
+pub mod openapi;
+pub mod sources;
+pub mod throttle;
+pub mod vaults;
+
+use std::time::Instant;
+
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::StatusCode};
+
+use crate::{error::AppError, state::AppState};
+
+pub fn routes() -> Route {
+    let route = Route::new().at("/openapi.json", poem::get(openapi::document));
+    let route = auth::routes(route);
+    let route = vaults::routes(route);
+    let route = members::routes(route);
+    let route = sources::routes(route);
+    events::routes(route)
+}
+
+/// Wraps the whole app: request id and one log line per request, the `Origin` guard and the
+/// contract's JSON for every error that reaches the top.
+pub fn middleware(
+    app: impl Endpoint + 'static,
+    state: AppState,
+) -> impl Endpoint<Output = Response> {
+    app.catch_all_error(|err: poem::Error| async move { error_response(err) })
+        .around(|ep, req| async move { origin_guard(ep, req).await })
+        .around(|ep, req| async move { request_log(ep, req).await })
+        .data(state)
+        .map_to_response()
+}
+
+async fn request_log<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let request_id = req
+        .header("x-request-id")
+        .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    if let Some(state) = req.data::<AppState>() {
+        state.metrics.http_requests.inc();
+    }
+    let span = tracing::info_span!("http", %request_id, %method, %path);
+    let _enter = span.enter();
+    let mut resp = match ep.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => error_response(err),
+    };
+    drop(_enter);
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if !path.starts_with("/socket.io") && path != "/healthz" {
+        tracing::info!(%request_id, %method, %path, status, ms = format!("{ms:.1}"), "request");
+    }
+    if let Ok(value) = request_id.parse() {
+        resp.headers_mut().insert("x-request-id", value);
+    }
+    Ok(resp)
+}
+
+/// Refuses requests whose `Origin` is neither the server's own nor configured (CSRF, and the
+/// HTTP half of cross-site WebSocket hijacking; the socket handshake checks it again).
+async fn origin_guard<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem::Result<Response> {
+    if let Some(state) = req.data::<AppState>() {
+        if !origin_allowed(&req, &state.settings.server.allowed_origins) {
+            tracing::warn!(origin = ?req.headers().get_all("origin").iter().collect::<Vec<_>>(), "foreign origin refused");
+            return Ok(AppError::Forbidden("Origin not allowed").into_response());
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+pub fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
+    let host = req.header("host").unwrap_or_default();
+    check_origins(
+        req.headers()
+            .get_all("origin")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{0}")),
+        host,
+        allowed,
+    )
+}
+
+/// Every `Origin` given must be `http(s)://<Host>` or listed; none given passes.
+pub fn check_origins<'a>(
+    origins: impl Iterator<Item = &'a str>,
+    host: &str,
+    allowed: &[String],
+) -> bool {
+    origins.into_iter().all(|origin| {
+        let own = !host.is_empty()
+            && (origin.strip_prefix("http://") == Some(host)
+                || origin.strip_prefix("https://") == Some(host));
+        own || allowed.iter().any(|a| a == origin)
+    })
+}
+
+/// Any error as the contract's JSON. Errors we built keep their body; poem's own (unknown
+/// route, wrong method, bad path) are mapped by status.
+pub fn error_response(err: poem::Error) -> Response {
+    let resp = err.into_response();
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || resp.status().is_success() || resp.status().is_redirection() {
+        return resp;
+    }
+    let app = match resp.status() {
+        StatusCode::NOT_FOUND => AppError::NotFound("Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => AppError::NotFound("Not found"),
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => AppError::Unauthorized("Authentication required"),
+        StatusCode::FORBIDDEN => AppError::Forbidden("Forbidden"),
+        StatusCode::BAD_REQUEST => AppError::field("request", "is malformed"),
+        StatusCode::SERVICE_UNAVAILABLE => AppError::Unavailable,
+        s if s.is_client_error() => AppError::field("request", "is malformed"),
+        _ => AppError::internal(format!("unhandled error status {}", resp.status())),
+    };
+    app.into_response()
+}

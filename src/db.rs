@@ -1,0 +1,59 @@
+//! Connecting to SQLite or PostgreSQL and applying migrations.
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
+
+use crate::settings::{DatabaseSettings, redact_url};
+
+/// Connects; SQLite runs in WAL mode with foreign keys on and a busy timeout, and its file's
+/// folder is created on first run.
+pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    if let Some(path) = sqlite_path(&cfg.url) {
+        if let Some(dir) = std::path::Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                sea_orm::DbErr::Custom(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+    }
+    let mut opts = ConnectOptions::new(cfg.url.clone());
+    opts.max_connections(cfg.max_connections)
+        .min_connections(1)
+        .connect_timeout(cfg.connect_timeout)
+        .acquire_timeout(cfg.connect_timeout)
+        .test_before_acquire(true)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .create_if_missing(true)
+        });
+    let db = Database::connect(opts).await?;
+    tracing::info!(database = %redact_url(&cfg.url), backend = ?db.get_database_backend(), "database connected");
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    let pending = Migrator::get_pending_migrations(db).await?.len();
+    if pending > 0 {
+        tracing::info!(pending, "applying migrations");
+    }
+    Migrator::up(db, None).await
+}
+
+pub fn is_sqlite(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Sqlite
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}

@@ -1,0 +1,133 @@
+//! Server-side sessions. The cookie carries a random 256-bit token; the database keeps only its
+//! SHA-256. Expiry slides with use up to an absolute lifetime.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::now;
+use crate::error::Result;
+use entities::{sessions, users};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub ttl: Duration,
+    pub absolute: Duration,
+}
+
+impl Lifetimes {
+    fn expiry(&self, created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        let sliding =
+            now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(7));
+        let absolute = created_at
+            + chrono::Duration::from_std(self.absolute).unwrap_or(chrono::Duration::days(30));
+        sliding.min(absolute)
+    }
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Starts a session; returns the raw token for the cookie.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    life: Lifetimes,
+) -> Result<(String, sessions::Model)> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let at = now();
+    let model = sessions::Model {
+        id: Uuid::new_v4(),
+        user_id,
+        token_hash: hash_token(&token),
+        created_at: at,
+        expires_at: life.expiry(at, at),
+        last_seen_at: at,
+    };
+    sessions::Entity::insert(sessions::ActiveModel {
+        id: Set(model.id),
+        user_id: Set(model.user_id),
+        token_hash: Set(model.token_hash.clone()),
+        created_at: Set(model.created_at),
+        expires_at: Set(model.expires_at),
+        last_seen_at: Set(model.last_seen_at),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok((token, model))
+}
+
+/// The live session and its user for a raw token, renewing the expiry at most once a minute
+/// (so reads do not turn every request into a write).
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    token: &str,
+    life: Lifetimes,
+) -> Result<Option<(sessions::Model, users::Model)>> {
+    let found = sessions::Entity::find()
+        .filter(sessions::Column::TokenHash.eq(hash_token(token)))
+        .find_also_related(users::Entity)
+        .one(db)
+        .await?;
+    let Some((mut session, Some(user))) = found else {
+        return Ok(None);
+    };
+    let at = now();
+    if session.expires_at <= at {
+        return Ok(None);
+    }
+    if at - session.last_seen_at > chrono::Duration::seconds(60) {
+        let expires_at = life.expiry(session.created_at, at);
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(sessions::Column::LastSeenAt, Expr::value(at))
+            .filter(sessions::Column::Id.eq(session.id))
+            .exec(db)
+            .await?;
+        session.expires_at = expires_at;
+        session.last_seen_at = at;
+    }
+    Ok(Some((session, user)))
+}
+
+pub async fn delete(db: &impl ConnectionTrait, session_id: Uuid) -> Result<()> {
+    sessions::Entity::delete_by_id(session_id).exec(db).await?;
+    Ok(())
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn purge_expired(db: &impl ConnectionTrait) -> Result<u64> {
+    let res = sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiresAt.lte(now()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Of the given session ids, those that are no longer valid (deleted or expired).
+pub async fn dead_among(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let alive: Vec<Uuid> = sessions::Entity::find()
+        .filter(sessions::Column::Id.is_in(ids.iter().copied()))
+        .filter(sessions::Column::ExpiresAt.gt(now()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !alive.contains(id))
+        .collect())
+}

@@ -1,0 +1,265 @@
+//! Sources: the documents of a vault. Listing pages by the `seq` of each source's creation
+//! event, newest first, which stays stable while new sources arrive.
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, prelude::Expr,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Actor,
+    access::{self, Action},
+    dto, events, input, now,
+};
+use crate::error::{AppError, Result};
+use entities::sources;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceFields {
+    pub title: String,
+    pub file_url: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourcePatchFields {
+    pub title: Option<String>,
+    pub file_url: Option<String>,
+    pub version: Option<i32>,
+}
+
+pub struct NewSource {
+    pub title: input::SourceTitle,
+    pub file_url: input::FileUrl,
+}
+
+#[derive(Default)]
+pub struct SourcePatch {
+    pub title: Option<input::SourceTitle>,
+    pub file_url: Option<input::FileUrl>,
+    pub version: Option<i32>,
+}
+
+impl NewSource {
+    pub fn parse(fields: &SourceFields) -> Result<Self> {
+        let mut c = input::Checker::default();
+        let title = c.check(input::SourceTitle::parse(&fields.title));
+        let file_url = c.check(input::FileUrl::parse(&fields.file_url));
+        c.finish()?;
+        Ok(Self {
+            title: title.unwrap(),
+            file_url: file_url.unwrap(),
+        })
+    }
+}
+
+impl SourcePatch {
+    pub fn parse(fields: &SourcePatchFields) -> Result<Self> {
+        let mut c = input::Checker::default();
+        let mut patch = Self {
+            version: fields.version,
+            ..Self::default()
+        };
+        if let Some(title) = &fields.title {
+            patch.title = c.check(input::SourceTitle::parse(title));
+        }
+        if let Some(url) = &fields.file_url {
+            patch.file_url = c.check(input::FileUrl::parse(url));
+        }
+        if fields.version.is_some_and(|v| v < 1) {
+            c.check::<()>(Err(crate::error::FieldError::new(
+                "version",
+                "must be a positive integer",
+            )));
+        }
+        c.finish()?;
+        Ok(patch)
+    }
+}
+
+pub struct Page {
+    pub sources: Vec<dto::Source>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn encode_cursor(seq: i64) -> String {
+    hex::encode(format!("s{seq}"))
+}
+
+pub fn decode_cursor(raw: &str) -> Result<i64> {
+    let bad = || AppError::field("cursor", "is not a cursor this server issued");
+    let text = String::from_utf8(hex::decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    text.strip_prefix('s')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    vault_id: Uuid,
+    limit: u64,
+    cursor: Option<i64>,
+) -> Result<Page> {
+    access::require(db, vault_id, actor.user_id, Action::Read).await?;
+    let mut query = sources::Entity::find().filter(sources::Column::VaultId.eq(vault_id));
+    if let Some(before) = cursor {
+        query = query.filter(sources::Column::CreatedSeq.lt(before));
+    }
+    let mut rows = query
+        .order_by_desc(sources::Column::CreatedSeq)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let next_cursor = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|s| encode_cursor(s.created_seq))
+    } else {
+        None
+    };
+    Ok(Page {
+        sources: rows.iter().map(dto::Source::from).collect(),
+        next_cursor,
+    })
+}
+
+pub async fn get(db: &impl ConnectionTrait, actor: &Actor, source_id: Uuid) -> Result<dto::Source> {
+    let source = find(db, source_id).await?;
+    access::require(db, source.vault_id, actor.user_id, Action::Read)
+        .await
+        .map_err(hide_vault)?;
+    Ok(dto::Source::from(&source))
+}
+
+pub async fn create(
+    tx: &mut super::Tx,
+    actor: &Actor,
+    vault_id: Uuid,
+    new: NewSource,
+) -> Result<dto::Source> {
+    let seq = events::next_seq(tx, vault_id).await?;
+    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources).await?;
+    let at = now();
+    let model = sources::Model {
+        id: Uuid::new_v4(),
+        vault_id,
+        title: new.title.0,
+        file_url: new.file_url.0,
+        created_by: Some(actor.user_id),
+        created_seq: seq,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    sources::Entity::insert(sources::ActiveModel {
+        id: Set(model.id),
+        vault_id: Set(model.vault_id),
+        title: Set(model.title.clone()),
+        file_url: Set(model.file_url.clone()),
+        created_by: Set(model.created_by),
+        created_seq: Set(seq),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    })
+    .exec_without_returning(&**tx)
+    .await?;
+    let source = dto::Source::from(&model);
+    events::append(
+        tx,
+        vault_id,
+        seq,
+        "source:created",
+        actor,
+        role,
+        json!({ "source": source }),
+    )
+    .await?;
+    Ok(source)
+}
+
+pub async fn update(
+    tx: &mut super::Tx,
+    actor: &Actor,
+    source_id: Uuid,
+    patch: SourcePatch,
+) -> Result<dto::Source> {
+    let vault_id = find(&**tx, source_id).await?.vault_id;
+    let seq = events::next_seq(tx, vault_id).await?;
+    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
+        .await
+        .map_err(hide_vault)?;
+    // Re-read under the vault lock: the version check below must see the latest row.
+    let current = find(&**tx, source_id).await?;
+    if patch.version.is_some_and(|v| v != current.version) {
+        return Err(AppError::Conflict(format!(
+            "Source was changed meanwhile (current version {})",
+            current.version
+        )));
+    }
+    let mut update = sources::Entity::update_many()
+        .col_expr(sources::Column::Version, Expr::value(current.version + 1))
+        .col_expr(sources::Column::UpdatedAt, Expr::value(now()));
+    if let Some(title) = patch.title {
+        update = update.col_expr(sources::Column::Title, Expr::value(title.0));
+    }
+    if let Some(url) = patch.file_url {
+        update = update.col_expr(sources::Column::FileUrl, Expr::value(url.0));
+    }
+    update
+        .filter(sources::Column::Id.eq(source_id))
+        .exec(&**tx)
+        .await?;
+    let source = dto::Source::from(&find(&**tx, source_id).await?);
+    events::append(
+        tx,
+        vault_id,
+        seq,
+        "source:updated",
+        actor,
+        role,
+        json!({ "source": source }),
+    )
+    .await?;
+    Ok(source)
+}
+
+pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Result<()> {
+    let vault_id = find(&**tx, source_id).await?.vault_id;
+    let seq = events::next_seq(tx, vault_id).await?;
+    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
+        .await
+        .map_err(hide_vault)?;
+    let deleted = sources::Entity::delete_by_id(source_id).exec(&**tx).await?;
+    if deleted.rows_affected == 0 {
+        return Err(AppError::NotFound("Source not found"));
+    }
+    events::append(
+        tx,
+        vault_id,
+        seq,
+        "source:deleted",
+        actor,
+        role,
+        json!({ "sourceId": source_id }),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn find(db: &impl ConnectionTrait, source_id: Uuid) -> Result<sources::Model> {
+    sources::Entity::find_by_id(source_id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("Source not found"))
+}
+
+/// A source in a vault the caller cannot see does not exist, as far as the caller knows.
+fn hide_vault(err: AppError) -> AppError {
+    match err {
+        AppError::NotFound(_) => AppError::NotFound("Source not found"),
+        other => other,
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type. It renders the contract's JSON (`{"error": {code, message, details}}`),
+//! logs an internal cause once, and never shows that cause to a client.
+use poem::{IntoResponse, Response, http::StatusCode};
+use serde::Serialize;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    Validation {
+        message: String,
+        details: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Request body is too large")]
+    PayloadTooLarge,
+    #[error("Request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("Too many attempts, try again later")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("Service temporarily unavailable")]
+    Unavailable,
+    #[error("Internal server error")]
+    Internal(#[source] anyhow_like::Cause),
+}
+
+/// A boxed internal cause; kept private to logs.
+pub mod anyhow_like {
+    pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+}
+
+impl AppError {
+    pub fn validation(details: Vec<FieldError>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => "Invalid request".into(),
+        };
+        Self::Validation { message, details }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(cause: impl Into<anyhow_like::Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::Unauthorized(_) => "UNAUTHORIZED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `{code, message, details?}` object, shared by HTTP bodies and socket acks.
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        if let Self::Validation { details, .. } = self {
+            body["details"] = serde_json::to_value(details).unwrap_or_default();
+        }
+        body
+    }
+
+    /// Logs the internal cause (once, here) for the variants that have one.
+    pub fn log(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+            Self::Unavailable => tracing::warn!("database unavailable"),
+            _ => {}
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::DbErr;
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database connection failed");
+                Self::Unavailable
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(err: sea_orm::TransactionError<AppError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(app) => app,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let mut resp = Response::builder()
+            .status(self.status())
+            .content_type("application/json")
+            .body(serde_json::json!({ "error": self.body() }).to_string());
+        if let Self::RateLimited { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert("retry-after", retry_after_secs.max(1).into());
+        }
+        resp
+    }
+}
+
+impl From<AppError> for poem::Error {
+    fn from(err: AppError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}

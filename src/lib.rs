@@ -1,0 +1,14 @@
+//! SyncScript Vault: shared vaults of sources with per-vault roles and real-time updates.
+pub mod api;
+pub mod cli;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod pages;
+pub mod realtime;
+pub mod seed;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,88 @@
+use clap::Parser;
+use syncscript::{
+    cli::{self, Cli, Command, UserCommand},
+    seed,
+    settings::Settings,
+    startup::Application,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let result = match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => cli::migrate(&settings).await,
+        Command::User {
+            command: UserCommand::Create { email, name, .. },
+        } => cli::create_user(&settings, &email, &name).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let bind = format!("{}:{}", settings.server.host, settings.server.port);
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let demo = settings.demo.seed;
+    tracing::info!(database = %settings.redacted_database_url(), "starting");
+    let app = Application::build(settings, listener)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = app.local_addr();
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    println!(
+        "\nSyncScript Vault is running: open http://{host}:{}/",
+        addr.port()
+    );
+    if demo {
+        println!("Demo accounts (password `{}`):", seed::DEMO_PASSWORD);
+        for (email, _, role) in seed::DEMO_USERS {
+            println!(
+                "  {email:<24} {}",
+                role.map_or("no vault", syncscript::domain::role_name)
+            );
+        }
+    }
+    println!();
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,84 @@
+//! The pages of CONTRACT §8: static HTML, CSS and JS embedded in the binary, plus the
+//! Socket.IO browser client, taken from npm at build time (build.rs), never from a CDN.
+use poem::{
+    IntoResponse, Request, Response, Route, handler,
+    http::{StatusCode, header},
+    web::{Data, Path, Redirect},
+};
+
+use crate::{api::extract::authenticate, state::AppState};
+
+#[derive(rust_embed::Embed)]
+#[folder = "src/pages/assets/"]
+struct Assets;
+
+const SOCKET_IO_CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket.io.min.js"));
+
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", poem::get(home))
+        .at("/login", poem::get(login))
+        .at("/test/realtime", poem::get(realtime))
+        .at("/assets/:file", poem::get(asset))
+}
+
+#[handler]
+async fn login() -> Response {
+    page("login.html")
+}
+
+#[handler]
+async fn home(req: &Request, state: Data<&AppState>) -> Response {
+    signed_in_page(req, &state, "index.html").await
+}
+
+#[handler]
+async fn realtime(req: &Request, state: Data<&AppState>) -> Response {
+    signed_in_page(req, &state, "realtime.html").await
+}
+
+/// The page, or a redirect to `/login?next=<this page>` without a valid session.
+async fn signed_in_page(req: &Request, state: &AppState, file: &str) -> Response {
+    match authenticate(state, req.headers()).await {
+        Ok(_) => page(file),
+        Err(_) => {
+            let here = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            Redirect::see_other(format!("/login?next={next}")).into_response()
+        }
+    }
+}
+
+fn page(file: &str) -> Response {
+    match Assets::get(file) {
+        Some(f) => respond(f.data.into_owned(), "text/html; charset=utf-8"),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[handler]
+async fn asset(Path(file): Path<String>) -> Response {
+    if file == "socket.io.min.js" {
+        return respond(SOCKET_IO_CLIENT.to_vec(), "text/javascript; charset=utf-8");
+    }
+    let kind = match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    match Assets::get(&file) {
+        Some(f) => respond(f.data.into_owned(), kind),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn respond(body: Vec<u8>, content_type: &str) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .body(body)
+}

@@ -1,0 +1,452 @@
+//! Socket.IO handlers: the authenticated handshake, `vault:join` / `vault:leave`, and the
+//! source mutations, which run through the same domain functions and transaction as REST.
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, TryData},
+    handler::{ConnectHandler, FromMessageParts},
+    socket::Socket,
+};
+use uuid::Uuid;
+
+use super::{presence::PresenceUser, session_room, user_room, vault_room};
+use crate::{
+    api::{check_origins, extract::authenticate},
+    domain::{
+        Actor, Role, access,
+        events::log_entry,
+        input::{self, from_json},
+        role_name,
+        sources::{self, NewSource, SourceFields, SourcePatch, SourcePatchFields},
+        vaults,
+    },
+    error::{AppError, Result},
+    state::AppState,
+};
+
+/// What the server keeps about a connected socket (in its extensions).
+#[derive(Clone)]
+pub struct SocketCtx {
+    pub user: SocketUser,
+    vaults: Arc<Mutex<HashMap<Uuid, Role>>>,
+    rate: Arc<Mutex<RateWindow>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SocketUser {
+    pub user_id: Uuid,
+    pub name: String,
+    pub session_id: Uuid,
+}
+
+struct RateWindow {
+    started: Instant,
+    count: u32,
+    strikes: u32,
+}
+
+enum RateVerdict {
+    Ok,
+    Limited,
+    Disconnect,
+}
+
+impl SocketCtx {
+    fn new(user: SocketUser) -> Self {
+        let rate = RateWindow {
+            started: Instant::now(),
+            count: 0,
+            strikes: 0,
+        };
+        Self {
+            user,
+            vaults: Arc::default(),
+            rate: Arc::new(Mutex::new(rate)),
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user.user_id,
+            user_name: self.user.name.clone(),
+        }
+    }
+
+    fn remember_vault(&self, vault: Uuid, role: Role) -> bool {
+        self.vaults.lock().unwrap().insert(vault, role).is_none()
+    }
+
+    pub fn forget_vault(&self, vault: Uuid) -> Option<Role> {
+        self.vaults.lock().unwrap().remove(&vault)
+    }
+
+    fn joined_vaults(&self) -> Vec<Uuid> {
+        self.vaults.lock().unwrap().keys().copied().collect()
+    }
+
+    /// A one-second window; a socket over the limit for three windows running is dropped.
+    fn rate(&self, per_second: u32) -> RateVerdict {
+        let mut w = self.rate.lock().unwrap();
+        if w.started.elapsed().as_secs_f64() >= 1.0 {
+            w.strikes = if w.count > per_second {
+                w.strikes + 1
+            } else {
+                0
+            };
+            w.started = Instant::now();
+            w.count = 0;
+        }
+        w.count += 1;
+        match w.count {
+            n if n <= per_second => RateVerdict::Ok,
+            n if n > per_second * 4 || w.strikes >= 2 => RateVerdict::Disconnect,
+            _ => RateVerdict::Limited,
+        }
+    }
+}
+
+/// Whether the client asked for an acknowledgement.
+pub struct HasAck(pub bool);
+
+impl<A: Adapter> FromMessageParts<A> for HasAck {
+    type Error = Infallible;
+    fn from_message_parts(
+        _: &Arc<Socket<A>>,
+        _: &mut socketioxide_core::Value,
+        ack: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(HasAck(ack.is_some()))
+    }
+}
+
+/// Why a handshake was refused; its text is the client's `connect_error` message.
+#[derive(Debug)]
+pub struct Refusal(&'static str);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+pub fn register(state: &AppState) {
+    let for_mw = state.clone();
+    let middleware = move |s: SocketRef| {
+        let state = for_mw.clone();
+        async move { handshake(&state, &s).await }
+    };
+    let for_connect = state.clone();
+    let on_connect = move |s: SocketRef| {
+        let state = for_connect.clone();
+        async move { connected(&state, s) }
+    };
+    state.io.ns("/", on_connect.with(middleware));
+}
+
+async fn handshake(state: &AppState, s: &SocketRef) -> Result<(), Refusal> {
+    let headers = &s.req_parts().headers;
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let origins = headers
+        .get_all("origin")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if !check_origins(origins, host, &state.settings.server.allowed_origins) {
+        tracing::warn!(sid = %s.id, "socket handshake from a foreign origin refused");
+        return Err(Refusal("FORBIDDEN"));
+    }
+    let user = authenticate(state, headers).await.map_err(|e| match e {
+        AppError::Unauthorized(_) => Refusal("UNAUTHORIZED"),
+        AppError::Unavailable => Refusal("UNAVAILABLE"),
+        other => {
+            other.log();
+            Refusal("INTERNAL")
+        }
+    })?;
+    {
+        let mut count = state.socket_counts.entry(user.user.id).or_insert(0);
+        if *count >= state.settings.realtime.max_sockets_per_user {
+            tracing::warn!(user_id = %user.user.id, "too many sockets for one user");
+            return Err(Refusal("TOO_MANY_CONNECTIONS"));
+        }
+        *count += 1;
+    }
+    s.extensions.insert(SocketCtx::new(SocketUser {
+        user_id: user.user.id,
+        name: user.user.name,
+        session_id: user.session_id,
+    }));
+    Ok(())
+}
+
+fn connected(state: &AppState, s: SocketRef) {
+    let Some(ctx) = s.extensions.get::<SocketCtx>() else {
+        return;
+    };
+    s.join([
+        user_room(ctx.user.user_id),
+        session_room(ctx.user.session_id),
+    ]);
+    state.metrics.connected_sockets.inc();
+    tracing::debug!(sid = %s.id, user_id = %ctx.user.user_id, "socket connected");
+
+    on(&s, state, "vault:join", true, join);
+    on(&s, state, "vault:leave", false, leave);
+    on(&s, state, "source:create", false, create_source);
+    on(&s, state, "source:update", false, update_source);
+    on(&s, state, "source:delete", false, delete_source);
+    for server_only in ["source:created", "source:updated", "source:deleted"] {
+        on(&s, state, server_only, true, |_, _, _, _| async {
+            Err(AppError::Forbidden("Insufficient permissions"))
+        });
+    }
+
+    let state = state.clone();
+    s.on_disconnect(move |s: SocketRef| {
+        for vault in ctx.joined_vaults() {
+            state.presence.leave(vault, ctx.user.user_id, s.id);
+            state.metrics.joined_rooms.dec();
+        }
+        if let Some(mut count) = state.socket_counts.get_mut(&ctx.user.user_id) {
+            *count = count.saturating_sub(1);
+        }
+        state
+            .socket_counts
+            .remove_if(&ctx.user.user_id, |_, n| *n == 0);
+        state.metrics.connected_sockets.dec();
+        std::future::ready(())
+    });
+}
+
+/// Registers `event` with rate limiting, payload extraction and the reply rules: the result
+/// goes to the ack; a failure goes to the `error` event when there is no ack, or always when
+/// `always_emit_error` (CONTRACT §7: denied joins and server-only events).
+fn on<F, Fut>(
+    s: &SocketRef,
+    state: &AppState,
+    event: &'static str,
+    always_emit_error: bool,
+    handler: F,
+) where
+    F: Fn(AppState, SocketRef, SocketCtx, Value) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value>> + Send + 'static,
+{
+    let state = state.clone();
+    s.on(event, move |s: SocketRef, TryData(data): TryData<Value>, HasAck(has_ack): HasAck, ack: AckSender| {
+        let (state, handler) = (state.clone(), handler.clone());
+        async move {
+            let Some(ctx) = s.extensions.get::<SocketCtx>() else { return };
+            let result = match ctx.rate(state.settings.realtime.events_per_second) {
+                RateVerdict::Disconnect => {
+                    tracing::warn!(sid = %s.id, user_id = %ctx.user.user_id, "socket flooding; disconnecting");
+                    let _ = s.disconnect();
+                    return;
+                }
+                RateVerdict::Limited => Err(AppError::RateLimited { retry_after_secs: 1 }),
+                RateVerdict::Ok => match data {
+                    Ok(value) => handler(state, s.clone(), ctx, value).await,
+                    Err(_) => Err(AppError::field("payload", "is missing or malformed")),
+                },
+            };
+            match result {
+                Ok(value) => {
+                    let _ = ack.send(&value);
+                }
+                Err(err) => {
+                    err.log();
+                    let body = err.body();
+                    if has_ack {
+                        let _ = ack.send(&json!({ "ok": false, "error": body }));
+                    }
+                    if always_emit_error || !has_ack {
+                        let _ = s.emit("error", &body);
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinPayload {
+    vault_id: String,
+    since: Option<i64>,
+}
+
+fn vault_id_of(value: Value) -> Result<(Uuid, Option<i64>)> {
+    let payload = match value {
+        Value::String(vault_id) => JoinPayload {
+            vault_id,
+            since: None,
+        },
+        other => from_json::<JoinPayload>(other)?,
+    };
+    if payload.since.is_some_and(|s| s < 0) {
+        return Err(AppError::field("since", "must be a whole number"));
+    }
+    let id = input::id("vaultId", &payload.vault_id).map_err(|e| AppError::validation(vec![e]))?;
+    Ok((id, payload.since))
+}
+
+async fn join(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Result<Value> {
+    let (vault_id, since) = vault_id_of(value)?;
+    let denied = || AppError::Forbidden("Access denied to vault");
+    let role = access::role_of(&state.db, vault_id, ctx.user.user_id)
+        .await?
+        .ok_or_else(denied)?;
+
+    // Join first, then replay under the vault's emit lock: no live event can fall between
+    // the replay and the live stream, and none can overtake the replay.
+    let lock = state.vault_locks.get(vault_id);
+    let guard = lock.lock().await;
+    s.join(vault_room(vault_id));
+    if ctx.remember_vault(vault_id, role) {
+        state.metrics.joined_rooms.inc();
+    }
+    let latest = vaults::find(&state.db, vault_id)
+        .await
+        .map_err(|_| denied())?
+        .last_seq;
+    let max_replay = state.settings.realtime.max_replay as i64;
+    let resync = since.is_some_and(|since| since > latest || latest - since > max_replay);
+    if let (Some(since), false) = (since, resync) {
+        for entry in replay(&state, vault_id, since, latest).await? {
+            let _ = s.emit(entry.event_type.clone(), &log_entry_payload(entry));
+        }
+    }
+    drop(guard);
+
+    let role = role_name(role);
+    let _ = s.emit(
+        "vault:joined",
+        &json!({ "vaultId": vault_id, "role": role, "latestSeq": latest, "resync": resync }),
+    );
+    let me = PresenceUser {
+        user_id: ctx.user.user_id,
+        user_name: ctx.user.name.clone(),
+        role,
+    };
+    let users = state.presence.join(vault_id, me, s.id);
+    let _ = s.emit("presence", &json!({ "vaultId": vault_id, "users": users }));
+    tracing::debug!(sid = %s.id, %vault_id, ?since, latest, resync, "joined vault");
+    Ok(
+        json!({ "ok": true, "vaultId": vault_id, "role": role, "latestSeq": latest, "resync": resync }),
+    )
+}
+
+async fn replay(
+    state: &AppState,
+    vault_id: Uuid,
+    since: i64,
+    latest: i64,
+) -> Result<Vec<entities::events::Model>> {
+    use entities::events;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    Ok(events::Entity::find()
+        .filter(events::Column::VaultId.eq(vault_id))
+        .filter(events::Column::Seq.gt(since))
+        .filter(events::Column::Seq.lte(latest))
+        .order_by_asc(events::Column::Seq)
+        .all(&state.db)
+        .await?)
+}
+
+/// A replayed event is the broadcast object, without the log's `type`.
+fn log_entry_payload(entry: entities::events::Model) -> Value {
+    let mut value = log_entry(entry);
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("type");
+    }
+    value
+}
+
+async fn leave(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Result<Value> {
+    let (vault_id, _) = vault_id_of(value)?;
+    s.leave(vault_room(vault_id));
+    if ctx.forget_vault(vault_id).is_some() {
+        state.metrics.joined_rooms.dec();
+        state.presence.leave(vault_id, ctx.user.user_id, s.id);
+    }
+    Ok(json!({ "ok": true }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatePayload {
+    vault_id: String,
+    #[serde(flatten)]
+    fields: SourceFields,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatePayload {
+    source_id: String,
+    #[serde(flatten)]
+    fields: SourcePatchFields,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletePayload {
+    source_id: String,
+}
+
+fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
+    input::id(field, raw).map_err(|e| AppError::validation(vec![e]))
+}
+
+async fn create_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let payload: CreatePayload = from_json(value)?;
+    let vault_id = uuid_field("vaultId", &payload.vault_id)?;
+    let new = NewSource::parse(&payload.fields)?;
+    let mut tx = state.begin().await?;
+    let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "source": source }))
+}
+
+async fn update_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let payload: UpdatePayload = from_json(value)?;
+    let source_id = uuid_field("sourceId", &payload.source_id)?;
+    let patch = SourcePatch::parse(&payload.fields)?;
+    let mut tx = state.begin().await?;
+    let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "source": source }))
+}
+
+async fn delete_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let payload: DeletePayload = from_json(value)?;
+    let source_id = uuid_field("sourceId", &payload.source_id)?;
+    let mut tx = state.begin().await?;
+    sources::delete(&mut tx, &ctx.actor(), source_id).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "sourceId": source_id }))
+}

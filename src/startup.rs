@@ -1,0 +1,152 @@
+//! Builds the whole application from `Settings` and an already-bound listener, so the binary
+//! and the tests run exactly the same app (tests bind port 0).
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use poem::{EndpointExt, Route, Server, listener::TcpAcceptor};
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, health, throttle::LoginThrottle},
+    db,
+    domain::{passwords::Passwords, sessions, tx::TxFactory},
+    metrics::Metrics,
+    pages,
+    realtime::{
+        self,
+        presence::Presence,
+        publisher::{Fanout, SocketPublisher, VaultLocks},
+        transport::SocketIoEndpoint,
+    },
+    seed,
+    settings::Settings,
+    state::{AppState, Inner},
+};
+
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    app: poem::endpoint::BoxEndpoint<'static>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("demo seed: {0}")]
+    Seed(String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Application {
+    /// Connects, migrates, seeds (when configured) and wires everything; does not serve yet.
+    pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let db = db::connect(&settings.database).await?;
+        db::migrate(&db).await?;
+        let passwords = Passwords::new();
+        if settings.demo.seed {
+            seed::run(&db, &passwords)
+                .await
+                .map_err(|e| StartupError::Seed(e.to_string()))?;
+        }
+        Self::with_db(settings, listener, db, passwords)
+    }
+
+    fn with_db(
+        settings: Settings,
+        listener: TcpListener,
+        db: DatabaseConnection,
+        passwords: Passwords,
+    ) -> Result<Self, StartupError> {
+        let addr = listener.local_addr()?;
+        let (svc, io) = realtime::build(&settings.realtime);
+        let metrics = Arc::new(Metrics::new());
+        let presence = Presence::new(io.clone(), settings.realtime.presence_interval);
+        let vault_locks = VaultLocks::default();
+        let publisher = SocketPublisher::spawn(Fanout {
+            io: io.clone(),
+            presence: presence.clone(),
+            locks: vault_locks.clone(),
+            metrics: metrics.clone(),
+        });
+        let throttle = LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window);
+        let state = AppState::new(Inner {
+            tx: TxFactory::new(db.clone(), Arc::new(publisher)),
+            settings,
+            db,
+            passwords,
+            throttle,
+            io,
+            presence,
+            vault_locks,
+            socket_counts: Default::default(),
+            metrics,
+        });
+        realtime::attach(&state);
+        spawn_housekeeping(state.clone());
+        let app = Route::new()
+            .at("/healthz", poem::get(health::healthz))
+            .at("/readyz", poem::get(health::readyz))
+            .at("/metrics", poem::get(health::metrics))
+            .nest("/api", api::routes())
+            .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc))
+            .nest("/", pages::routes());
+        let app = api::middleware(app, state.clone()).boxed();
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            app,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then closes every socket, stops accepting and lets
+    /// in-flight requests finish (up to `server.shutdown_timeout`).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            app,
+            ..
+        } = self;
+        let io = state.io.clone();
+        let timeout = state.settings.server.shutdown_timeout;
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sockets, finishing in-flight requests");
+            io.close().await;
+        };
+        Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+            .run_with_graceful_shutdown(app, signal, Some(timeout))
+            .await
+    }
+}
+
+/// Periodic cleanup: expired sessions and stale login-throttle entries.
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.settings.session.cleanup_interval);
+        loop {
+            tick.tick().await;
+            match sessions::purge_expired(&state.db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired sessions purged"),
+                Err(e) => tracing::warn!(error = %e, "session purge failed"),
+            }
+            state.throttle.sweep();
+        }
+    });
+}

@@ -1,0 +1,55 @@
+//! Shared application state, cloned cheaply into every handler.
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use socketioxide::SocketIo;
+
+use crate::{
+    api::throttle::LoginThrottle,
+    domain::{passwords::Passwords, sessions::Lifetimes, tx::TxFactory},
+    error::Result,
+    metrics::Metrics,
+    realtime::presence::Presence,
+    settings::Settings,
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub tx: TxFactory,
+    pub passwords: Passwords,
+    pub throttle: LoginThrottle,
+    pub io: SocketIo,
+    pub presence: Presence,
+    pub vault_locks: crate::realtime::publisher::VaultLocks,
+    /// Connected sockets per user, for `realtime.max_sockets_per_user`.
+    pub socket_counts: dashmap::DashMap<uuid::Uuid, usize>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    pub async fn begin(&self) -> Result<crate::domain::Tx> {
+        self.tx.begin().await
+    }
+
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            ttl: self.settings.session.ttl,
+            absolute: self.settings.session.absolute_lifetime,
+        }
+    }
+}
