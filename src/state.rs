@@ -37,9 +37,24 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// A handle that does not keep the state alive: Socket.IO handlers live inside `io`, which
+/// the state owns, so they hold this to avoid a reference cycle.
+#[derive(Clone)]
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
+
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 
     pub async fn begin(&self) -> Result<crate::domain::Tx> {

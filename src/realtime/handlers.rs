@@ -138,15 +138,24 @@ impl std::fmt::Display for Refusal {
 }
 
 pub fn register(state: &AppState) {
-    let for_mw = state.clone();
+    let for_mw = state.downgrade();
     let middleware = move |s: SocketRef| {
-        let state = for_mw.clone();
-        async move { handshake(&state, &s).await }
+        let state = for_mw.upgrade();
+        async move {
+            match state {
+                Some(state) => handshake(&state, &s).await,
+                None => Err(Refusal("UNAVAILABLE")),
+            }
+        }
     };
-    let for_connect = state.clone();
+    let for_connect = state.downgrade();
     let on_connect = move |s: SocketRef| {
-        let state = for_connect.clone();
-        async move { connected(&state, s) }
+        let state = for_connect.upgrade();
+        async move {
+            if let Some(state) = state {
+                connected(&state, s);
+            }
+        }
     };
     state.io.ns("/", on_connect.with(middleware));
 }
@@ -211,8 +220,11 @@ fn connected(state: &AppState, s: SocketRef) {
         });
     }
 
-    let state = state.clone();
+    let weak = state.downgrade();
     s.on_disconnect(move |s: SocketRef| {
+        let Some(state) = weak.upgrade() else {
+            return std::future::ready(());
+        };
         for vault in ctx.joined_vaults() {
             state.presence.leave(vault, ctx.user.user_id, s.id);
             state.metrics.joined_rooms.dec();
@@ -241,11 +253,11 @@ fn on<F, Fut>(
     F: Fn(AppState, SocketRef, SocketCtx, Value) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Value>> + Send + 'static,
 {
-    let state = state.clone();
+    let weak = state.downgrade();
     s.on(event, move |s: SocketRef, TryData(data): TryData<Value>, HasAck(has_ack): HasAck, ack: AckSender| {
-        let (state, handler) = (state.clone(), handler.clone());
+        let (state, handler) = (weak.upgrade(), handler.clone());
         async move {
-            let Some(ctx) = s.extensions.get::<SocketCtx>() else { return };
+            let (Some(state), Some(ctx)) = (state, s.extensions.get::<SocketCtx>()) else { return };
             let result = match ctx.rate(state.settings.realtime.events_per_second) {
                 RateVerdict::Disconnect => {
                     tracing::warn!(sid = %s.id, user_id = %ctx.user.user_id, "socket flooding; disconnecting");

@@ -1,0 +1,303 @@
+//! The foundation: migrations, demo seed, config layering, health, both Socket.IO transports,
+//! graceful shutdown of the real binary.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use serde_json::Value;
+use syncscript::settings::Settings;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn migrations_and_demo_seed_are_idempotent_across_restarts() {
+    let (db_url, dir) = fresh_database().await;
+    let mut first = spawn_on(db_url.clone(), None, &[]).await;
+    let counts = |db: sea_orm::DatabaseConnection| async move {
+        (
+            entities::users::Entity::find().count(&db).await.unwrap(),
+            entities::vaults::Entity::find().count(&db).await.unwrap(),
+            entities::memberships::Entity::find()
+                .count(&db)
+                .await
+                .unwrap(),
+        )
+    };
+    let before = counts(first.db().clone()).await;
+    assert_eq!(before, (4, 1, 3));
+    first.stop().await;
+    drop(first);
+    let second = spawn_on(db_url, dir, &[]).await;
+    assert_eq!(counts(second.db().clone()).await, before);
+    let applied = second.db().query_all_raw(sea_orm::Statement::from_string(
+        second.db().get_database_backend(),
+        "SELECT version FROM seaql_migrations",
+    ));
+    assert_eq!(
+        applied.await.unwrap().len(),
+        1,
+        "each migration recorded once"
+    );
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let health: Value = client.get("/healthz").await.json().await.unwrap();
+    assert_eq!(health, serde_json::json!({ "status": "ok" }));
+    assert_eq!(client.get("/readyz").await.status(), StatusCode::OK);
+    let metrics = client.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "syncscript_connected_sockets",
+        "syncscript_events_published_total",
+        "syncscript_event_fanout_seconds_bucket",
+        "syncscript_http_requests_total",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let resp = app.client().get("/healthz").await;
+    assert!(
+        resp.headers()
+            .get("x-request-id")
+            .is_some_and(|v| v.len() >= 32)
+    );
+}
+
+#[tokio::test]
+async fn readyz_turns_503_while_the_database_is_away_and_back_to_200() {
+    if !is_postgres() {
+        eprintln!("skipped: an embedded SQLite file cannot go away; runs in the PostgreSQL suite");
+        return;
+    }
+    let app = spawn_app().await;
+    let client = app.client();
+    assert_eq!(client.get("/readyz").await.status(), StatusCode::OK);
+    let name = app.db_url.rsplit('/').next().unwrap().to_string();
+    let admin = sea_orm::Database::connect(std::env::var("TEST_DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let resp = client.get("/readyz").await;
+    let err = error_of(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(err["code"], "UNAVAILABLE");
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let mut ok = false;
+    for _ in 0..20 {
+        if client.get("/readyz").await.status() == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ok, "readyz recovers once the database is back");
+}
+
+fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn config_layers_file_profile_named_file_then_environment() {
+    let dir = config_dir(&[
+        (
+            "default.toml",
+            "[server]\nport = 4000\n[session]\ncookie_name = \"from-default\"\n",
+        ),
+        ("staging.toml", "[server]\nport = 4100\n"),
+        ("extra.toml", "[realtime]\nmax_replay = 7\n"),
+    ]);
+    let extra = dir.path().join("extra.toml").display().to_string();
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let s = Settings::load_from(
+        dir.path(),
+        env(&[
+            ("SYNCSCRIPT_PROFILE", "staging"),
+            ("SYNCSCRIPT_CONFIG", &extra),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            s.server.port,
+            s.session.cookie_name.as_str(),
+            s.realtime.max_replay
+        ),
+        (4100, "from-default", 7)
+    );
+    let s = Settings::load_from(
+        dir.path(),
+        env(&[
+            ("SYNCSCRIPT_PROFILE", "staging"),
+            ("SYNCSCRIPT_SERVER__PORT", "4200"),
+            ("SYNCSCRIPT_SESSION__COOKIE_NAME", "envcookie"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.server.port, s.session.cookie_name.as_str()),
+        (4200, "envcookie")
+    );
+}
+
+#[test]
+fn built_in_profiles_set_demo_and_security_defaults() {
+    let empty = tempfile::tempdir().unwrap();
+    let dev = Settings::load_from(empty.path(), Vec::new()).unwrap();
+    assert!(dev.demo.seed && !dev.session.secure);
+    assert_eq!(dev.database.url, "sqlite://data/syncscript.db?mode=rwc");
+    let prod = Settings::load_from(
+        empty.path(),
+        vec![("SYNCSCRIPT_PROFILE".into(), "production".into())],
+    )
+    .unwrap();
+    assert!(!prod.demo.seed && prod.session.secure);
+    assert_eq!(prod.log.format, syncscript::settings::LogFormat::Json);
+}
+
+#[test]
+fn a_bad_value_is_refused_with_one_line_naming_the_key() {
+    let empty = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        ("SYNCSCRIPT_SERVER__PORT", "eighty", "server.port"),
+        ("SYNCSCRIPT_SESSION__TTL", "soon", "session.ttl"),
+        ("SYNCSCRIPT_DATABASE__URL", "mysql://x", "database.url"),
+        ("SYNCSCRIPT_SERVER__PROT", "1", "prot"),
+    ] {
+        let err = Settings::load_from(empty.path(), vec![(key.into(), value.into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{key}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+}
+
+#[test]
+fn database_passwords_are_redacted_for_logs() {
+    let shown = syncscript::settings::redact_url("postgres://app:s3cret@db:5432/vault");
+    assert!(
+        !shown.contains("s3cret") && shown.contains("db:5432"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_connects_over_websocket() {
+    let app = spawn_app().await;
+    let owner = app.login(OWNER).await;
+    let mut socket = app.socket(&owner).await;
+    let vault = app.demo_vault().await;
+    let ack = socket.join(&vault).await;
+    assert_eq!(ack["ok"], true);
+}
+
+#[tokio::test]
+async fn a_socket_connects_over_polling_and_upgrades_to_websocket() {
+    let app = spawn_app().await;
+    let owner = app.login(OWNER).await;
+    let (sid, reply) = polling_connect(&app, owner.cookie_header(), None).await;
+    assert!(reply.starts_with("40{"), "polling connect: {reply}");
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        app.addr
+    );
+    let mut socket = SocketClient::connect_url(&url, owner.cookie_header(), None, Some(&sid))
+        .await
+        .expect("upgrade");
+    // After the upgrade the same session answers over the WebSocket.
+    let ack = socket.join(&app.demo_vault().await).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+}
+
+#[tokio::test]
+async fn the_binary_shuts_down_gracefully_with_a_client_connected() {
+    let (db_url, _dir) = fresh_database().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncscript"))
+        .env("SYNCSCRIPT_DATABASE__URL", &db_url)
+        .env("SYNCSCRIPT_SERVER__PORT", port.to_string())
+        .env("SYNCSCRIPT_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "binary became ready");
+    let login = http
+        .post(format!("http://{addr}/api/auth/login"))
+        .json(&serde_json::json!({ "email": OWNER, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let socket = SocketClient::connect(addr, Some(cookie), None)
+        .await
+        .expect("socket");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within 15 s")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        socket.wait_closed(Duration::from_secs(2)).await,
+        "the socket was closed"
+    );
+}

@@ -1,0 +1,10 @@
+//! The integration suite: the real app on port 0, a fresh database per test (a temporary
+//! SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), real HTTP and
+//! real Socket.IO clients.
+mod auth;
+mod foundation;
+mod helpers;
+mod members;
+mod realtime;
+mod sources;
+mod vaults;
