@@ -80,6 +80,10 @@ pub struct RealtimeSettings {
     pub max_sockets_per_user: usize,
     #[serde(with = "humantime_serde")]
     pub session_check_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ping_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

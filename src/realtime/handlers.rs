@@ -302,7 +302,13 @@ fn vault_id_of(value: Value) -> Result<(Uuid, Option<i64>)> {
             vault_id,
             since: None,
         },
-        other => from_json::<JoinPayload>(other)?,
+        object @ Value::Object(_) => from_json::<JoinPayload>(object)?,
+        _ => {
+            return Err(AppError::field(
+                "vaultId",
+                "must be a vault id or {vaultId, since}",
+            ));
+        }
     };
     if payload.since.is_some_and(|s| s < 0) {
         return Err(AppError::field("since", "must be a whole number"));
@@ -395,24 +401,22 @@ async fn leave(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> R
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CreatePayload {
+struct CreateTarget {
     vault_id: String,
-    #[serde(flatten)]
-    fields: SourceFields,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UpdatePayload {
+struct SourceTarget {
     source_id: String,
-    #[serde(flatten)]
-    fields: SourcePatchFields,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeletePayload {
-    source_id: String,
+/// Mutation payloads are JSON objects.
+fn object(value: &Value) -> Result<Value> {
+    match value {
+        Value::Object(_) => Ok(value.clone()),
+        _ => Err(AppError::field("body", "must be an object")),
+    }
 }
 
 fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
@@ -425,9 +429,10 @@ async fn create_source(
     ctx: SocketCtx,
     value: Value,
 ) -> Result<Value> {
-    let payload: CreatePayload = from_json(value)?;
-    let vault_id = uuid_field("vaultId", &payload.vault_id)?;
-    let new = NewSource::parse(&payload.fields)?;
+    let fields: SourceFields = from_json(object(&value)?)?;
+    let target: CreateTarget = from_json(value)?;
+    let vault_id = uuid_field("vaultId", &target.vault_id)?;
+    let new = NewSource::parse(&fields)?;
     let mut tx = state.begin().await?;
     let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
     tx.commit().await?;
@@ -440,9 +445,10 @@ async fn update_source(
     ctx: SocketCtx,
     value: Value,
 ) -> Result<Value> {
-    let payload: UpdatePayload = from_json(value)?;
-    let source_id = uuid_field("sourceId", &payload.source_id)?;
-    let patch = SourcePatch::parse(&payload.fields)?;
+    let fields: SourcePatchFields = from_json(object(&value)?)?;
+    let target: SourceTarget = from_json(value)?;
+    let source_id = uuid_field("sourceId", &target.source_id)?;
+    let patch = SourcePatch::parse(&fields)?;
     let mut tx = state.begin().await?;
     let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
     tx.commit().await?;
@@ -455,8 +461,8 @@ async fn delete_source(
     ctx: SocketCtx,
     value: Value,
 ) -> Result<Value> {
-    let payload: DeletePayload = from_json(value)?;
-    let source_id = uuid_field("sourceId", &payload.source_id)?;
+    let target: SourceTarget = from_json(object(&value)?)?;
+    let source_id = uuid_field("sourceId", &target.source_id)?;
     let mut tx = state.begin().await?;
     sources::delete(&mut tx, &ctx.actor(), source_id).await?;
     tx.commit().await?;

@@ -5,11 +5,10 @@
 //! `session:{id}` for every socket opened with one session, so revocation and logout reach
 //! the right sockets by room (and, with a shared adapter, on any node).
 pub mod handlers;
+pub mod killswitch;
 pub mod presence;
 pub mod publisher;
 pub mod transport;
-
-use std::time::Duration;
 
 use socketioxide::{SocketIo, service::SocketIoService};
 use uuid::Uuid;
@@ -35,8 +34,8 @@ pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
         .ws_max_message_size(cfg.ws_max_message_size)
         .ws_max_frame_size(cfg.ws_max_frame_size)
         .max_buffer_size(cfg.max_buffer_size)
-        .ping_interval(Duration::from_secs(20))
-        .ping_timeout(Duration::from_secs(20))
+        .ping_interval(cfg.ping_interval)
+        .ping_timeout(cfg.ping_timeout)
         .build_svc()
 }
 

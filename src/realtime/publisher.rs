@@ -12,7 +12,9 @@ use socketioxide::SocketIo;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{handlers::SocketCtx, presence::Presence, user_room, vault_room};
+use super::{
+    handlers::SocketCtx, killswitch::KillSwitch, presence::Presence, user_room, vault_room,
+};
 use crate::{
     domain::{Event, Publisher, events::Ticket},
     metrics::Metrics,
@@ -93,6 +95,7 @@ impl Fanout {
             .await
         {
             tracing::warn!(vault = %event.vault_id, seq = event.seq, error = %e, "broadcast did not reach every socket");
+            self.drop_slow_consumers(&event);
         }
         self.metrics.events_published.inc();
         match event.kind {
@@ -112,6 +115,26 @@ impl Fanout {
                 self.locks.forget(event.vault_id);
             }
             _ => {}
+        }
+    }
+
+    /// Finds the sockets whose send buffer is full by sending them the event again (a
+    /// duplicate `seq` is allowed and dropped by clients) and drops those that cannot take
+    /// it: they reconnect and catch up with `since`, and nobody else waits for them.
+    fn drop_slow_consumers(&self, event: &Event) {
+        for socket in self.io.to(vault_room(event.vault_id)).sockets() {
+            if socket.emit(event.kind, &event.payload).is_ok() {
+                continue;
+            }
+            tracing::warn!(sid = %socket.id, vault = %event.vault_id, "slow consumer: send buffer full, dropping the socket");
+            socket.leave_all();
+            match socket.req_parts().extensions.get::<KillSwitch>() {
+                Some(switch) => switch.kill(),
+                // Long-polling: the heartbeat closes it, as it can no longer be reached.
+                None => {
+                    let _ = socket.disconnect();
+                }
+            }
         }
     }
 

@@ -9,7 +9,10 @@ use poem::{
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
-use super::Service;
+use super::{
+    Service,
+    killswitch::{KillSwitch, Killable},
+};
 
 pub struct SocketIoEndpoint {
     svc: Service,
@@ -53,14 +56,16 @@ impl Endpoint for SocketIoEndpoint {
         if let Some(headers) = parts.headers_mut() {
             *headers = req.headers().clone();
         }
-        let http_req = parts
+        let mut http_req = parts
             .body(())
             .map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        let switch = KillSwitch::default();
+        http_req.extensions_mut().insert(switch.clone());
         let mut svc = self.svc.clone();
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(stream) => {
-                    if let Err(e) = svc.call((stream, http_req)).await {
+                    if let Err(e) = svc.call((Killable::new(stream, switch), http_req)).await {
                         tracing::debug!(error = %e, "websocket handshake refused");
                     }
                 }

@@ -319,6 +319,17 @@ pub struct SocketClient {
     next_ack: u64,
     pub closed: Arc<tokio::sync::Notify>,
     pub is_closed: Arc<std::sync::atomic::AtomicBool>,
+    paused: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for SocketClient {
+    /// Closing a tab: the connection goes away with the client.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -354,6 +365,39 @@ impl SocketClient {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        Self::handshake(ws, sid).await
+    }
+
+    /// A WebSocket client with a tiny receive buffer, to play a slow consumer.
+    pub async fn connect_small_buffer(
+        addr: std::net::SocketAddr,
+        cookie: Option<String>,
+    ) -> Result<Self, ConnectError> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket
+            .connect(addr)
+            .await
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        let mut req = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
+            .into_client_request()
+            .unwrap();
+        if let Some(cookie) = cookie {
+            req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::client_async(req, tcp)
+            .await
+            .map_err(|e| ConnectError::Transport(e.to_string()))?;
+        Self::handshake(ws, None).await
+    }
+
+    async fn handshake<S>(
+        ws: tokio_tungstenite::WebSocketStream<S>,
+        sid: Option<&str>,
+    ) -> Result<Self, ConnectError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sink, mut stream) = ws.split();
         if let Some(_sid) = sid {
             // Upgrading an existing polling session: probe, then switch.
@@ -424,7 +468,8 @@ impl SocketClient {
         let acks: Acks = Arc::default();
         let closed = Arc::new(tokio::sync::Notify::new());
         let is_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        tokio::spawn(async move {
+        let (paused, mut paused_rx) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
                 if sink.send(msg).await.is_err() {
                     break;
@@ -437,8 +482,16 @@ impl SocketClient {
             is_closed.clone(),
             out_tx.clone(),
         );
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
+        let reader = tokio::spawn(async move {
+            loop {
+                while *paused_rx.borrow() {
+                    if paused_rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+                let Some(Ok(msg)) = stream.next().await else {
+                    break;
+                };
                 let Message::Text(text) = msg else {
                     if matches!(msg, Message::Close(_)) {
                         break;
@@ -475,7 +528,14 @@ impl SocketClient {
             next_ack: 1,
             closed,
             is_closed,
+            paused,
+            tasks: vec![writer.abort_handle(), reader.abort_handle()],
         }
+    }
+
+    /// Stops (or resumes) reading from the connection.
+    pub fn pause(&self, paused: bool) {
+        let _ = self.paused.send(paused);
     }
 
     pub fn emit(&self, event: &str, data: Value) {
