@@ -9,15 +9,13 @@ use crate::settings::{DatabaseSettings, redact_url};
 /// Connects; SQLite runs in WAL mode with foreign keys on and a busy timeout, and its file's
 /// folder is created on first run.
 pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_orm::DbErr> {
-    if let Some(path) = sqlite_path(&cfg.url) {
-        if let Some(dir) = std::path::Path::new(&path)
+    if let Some(path) = sqlite_path(&cfg.url)
+        && let Some(dir) = std::path::Path::new(&path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                sea_orm::DbErr::Custom(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| sea_orm::DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut opts = ConnectOptions::new(cfg.url.clone());
     opts.max_connections(cfg.max_connections)

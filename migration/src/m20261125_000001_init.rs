@@ -126,7 +126,7 @@ impl MigrationTrait for Migration {
                     Vaults::Id,
                 ))
                 .foreign_key(
-                    &mut ForeignKey::create()
+                    ForeignKey::create()
                         .name("fk_sources_creator")
                         .from(Sources::Table, Sources::CreatedBy)
                         .to(Users::Table, Users::Id)
@@ -167,7 +167,7 @@ impl MigrationTrait for Migration {
                     Vaults::Id,
                 ))
                 .foreign_key(
-                    &mut ForeignKey::create()
+                    ForeignKey::create()
                         .name("fk_events_actor")
                         .from(Events::Table, Events::ActorId)
                         .to(Users::Table, Users::Id)

@@ -72,11 +72,11 @@ async fn request_log<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem::
 async fn origin_guard<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem::Result<Response> {
     // The Socket.IO handshake checks the same rule itself, to answer with a `connect_error`.
     let socket = req.uri().path().starts_with("/socket.io/");
-    if let Some(state) = req.data::<AppState>().filter(|_| !socket) {
-        if !origin_allowed(&req, &state.settings.server.allowed_origins) {
-            tracing::warn!(origin = ?req.headers().get_all("origin").iter().collect::<Vec<_>>(), "foreign origin refused");
-            return Ok(AppError::Forbidden("Origin not allowed").into_response());
-        }
+    if let Some(state) = req.data::<AppState>().filter(|_| !socket)
+        && !origin_allowed(&req, &state.settings.server.allowed_origins)
+    {
+        tracing::warn!(origin = ?req.headers().get_all("origin").iter().collect::<Vec<_>>(), "foreign origin refused");
+        return Ok(AppError::Forbidden("Origin not allowed").into_response());
     }
     ep.call(req).await.map(IntoResponse::into_response)
 }

@@ -5,7 +5,16 @@ use poem::{handler, web::Json};
 use serde_json::{Value, json};
 
 /// (method, path, summary, request schema, success status, response schema)
-pub const ROUTES: &[(&str, &str, &str, Option<&str>, u16, Option<&str>)] = &[
+type RouteDoc = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    u16,
+    Option<&'static str>,
+);
+
+pub const ROUTES: &[RouteDoc] = &[
     (
         "post",
         "/api/auth/register",

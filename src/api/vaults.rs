@@ -80,13 +80,11 @@ async fn update(
     let name = body
         .name
         .as_deref()
-        .map(|n| c.check(input::VaultName::parse(n)))
-        .flatten();
+        .and_then(|n| c.check(input::VaultName::parse(n)));
     let description = body
         .description
         .as_deref()
-        .map(|d| c.check(input::description(d)))
-        .flatten();
+        .and_then(|d| c.check(input::description(d)));
     c.finish()?;
     let mut tx = state.begin().await?;
     let vault = vaults::update(

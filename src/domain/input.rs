@@ -142,6 +142,42 @@ pub fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
+/// Deserializes a request body or socket payload, naming the field that failed.
+pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| deser_error(e.path().to_string(), e.into_inner().to_string()))
+}
+
+pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            AppError::Validation {
+                message: "Malformed JSON".into(),
+                details: vec![FieldError::new("body", "is not valid JSON")],
+            }
+        } else {
+            deser_error(e.path().to_string(), inner.to_string())
+        }
+    })
+}
+
+fn deser_error(path: String, message: String) -> AppError {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    // serde reports a missing field at the parent's path, naming it in backticks.
+    let field = match (path.as_str(), message.strip_prefix("missing field `")) {
+        (".", Some(rest)) => rest.trim_end_matches('`').to_string(),
+        (".", None) => "body".to_string(),
+        _ => path,
+    };
+    AppError::field(field, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,40 +223,4 @@ mod tests {
         assert!(new_password(&"é".repeat(256)).is_ok());
         assert!(new_password(&"x".repeat(257)).is_err());
     }
-}
-
-/// Deserializes a request body or socket payload, naming the field that failed.
-pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| deser_error(e.path().to_string(), e.into_inner().to_string()))
-}
-
-pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            AppError::Validation {
-                message: "Malformed JSON".into(),
-                details: vec![FieldError::new("body", "is not valid JSON")],
-            }
-        } else {
-            deser_error(e.path().to_string(), inner.to_string())
-        }
-    })
-}
-
-fn deser_error(path: String, message: String) -> AppError {
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    // serde reports a missing field at the parent's path, naming it in backticks.
-    let field = match (path.as_str(), message.strip_prefix("missing field `")) {
-        (".", Some(rest)) => rest.trim_end_matches('`').to_string(),
-        (".", None) => "body".to_string(),
-        _ => path,
-    };
-    AppError::field(field, message)
 }

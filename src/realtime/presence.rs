@@ -86,11 +86,11 @@ impl Presence {
     /// Removes a user with all their sockets (membership revoked).
     pub fn leave_user(&self, vault: Uuid, user_id: Uuid) {
         let mut rooms = self.rooms.lock().unwrap();
-        if let Some(room) = rooms.get_mut(&vault) {
-            if room.users.contains_key(&user_id) {
-                Self::gone(room, user_id);
-                self.schedule(vault, room);
-            }
+        if let Some(room) = rooms.get_mut(&vault)
+            && room.users.contains_key(&user_id)
+        {
+            Self::gone(room, user_id);
+            self.schedule(vault, room);
         }
     }
 

@@ -205,11 +205,11 @@ impl Client {
     fn remember(&self, resp: &Response) {
         for value in resp.headers().get_all("set-cookie") {
             let text = value.to_str().unwrap_or_default();
-            if let Some((pair, _)) = text.split_once(';') {
-                if pair.starts_with(&format!("{}=", self.cookie_name)) {
-                    let cleared = pair.ends_with('=');
-                    *self.jar_cookie.lock().unwrap() = (!cleared).then(|| pair.to_string());
-                }
+            if let Some((pair, _)) = text.split_once(';')
+                && pair.starts_with(&format!("{}=", self.cookie_name))
+            {
+                let cleared = pair.ends_with('=');
+                *self.jar_cookie.lock().unwrap() = (!cleared).then(|| pair.to_string());
             }
         }
     }
