@@ -301,3 +301,147 @@ async fn the_binary_shuts_down_gracefully_with_a_client_connected() {
         "the socket was closed"
     );
 }
+
+fn binary(db_url: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_syncscript"));
+    cmd.env("SYNCSCRIPT_DATABASE__URL", db_url)
+        .env("SYNCSCRIPT_LOG__LEVEL", "warn")
+        .env("SYNCSCRIPT_DEMO__SEED", "false");
+    cmd
+}
+
+#[tokio::test]
+async fn migrate_applies_the_schema_and_is_idempotent() {
+    let (db_url, _dir) = fresh_database().await;
+    for _ in 0..2 {
+        let out = binary(&db_url).arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    assert_eq!(
+        entities::users::Entity::find().count(&db).await.unwrap(),
+        0,
+        "the users table exists and is empty"
+    );
+}
+
+#[tokio::test]
+async fn user_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
+    use std::io::Write;
+    let (db_url, dir) = fresh_database().await;
+    let mut child = binary(&db_url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Grace@Example.org",
+            "--name",
+            "Grace",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long passphrase\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("grace@example.org"));
+
+    let again = binary(&db_url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "grace@example.org",
+            "--name",
+            "G",
+            "--password-stdin",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "a duplicate email is refused");
+
+    let app = spawn_on(db_url, dir, &[("SYNCSCRIPT_DEMO__SEED", "false")]).await;
+    assert_eq!(
+        app.client()
+            .login("grace@example.org", "a long passphrase")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn the_binary_refuses_a_bad_config_value_in_one_line() {
+    let out = binary("sqlite::memory:")
+        .env("SYNCSCRIPT_SERVER__PORT", "eighty")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("server.port"), "{stderr}");
+}
+
+#[tokio::test]
+async fn expired_sessions_are_purged_periodically() {
+    use sea_orm::prelude::Expr;
+    let app = spawn_app_with(&[("SYNCSCRIPT_SESSION__CLEANUP_INTERVAL", "100ms")]).await;
+    app.login(OWNER).await;
+    app.login(VIEWER).await;
+    entities::sessions::Entity::update_many()
+        .col_expr(
+            entities::sessions::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .exec(app.db())
+        .await
+        .unwrap();
+    let fresh = app.login(CONTRIBUTOR).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        entities::sessions::Entity::find()
+            .count(app.db())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        fresh.get("/api/auth/session").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_polling_packet_is_refused_by_the_transport() {
+    let app = spawn_app().await;
+    let owner = app.login(OWNER).await;
+    let (sid, _) = polling_connect(&app, owner.cookie_header(), None).await;
+    let url = app.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    let body = format!("42[\"vault:join\",\"{}\"]", "x".repeat(100 * 1024));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("cookie", owner.cookie_header().unwrap())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.status().is_success(), "got {}", resp.status());
+    assert_eq!(app.client().get("/healthz").await.status(), StatusCode::OK);
+}
