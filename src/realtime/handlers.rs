@@ -1,131 +1,30 @@
 //! Socket.IO handlers: the authenticated handshake, `vault:join` / `vault:leave`, and the
 //! source mutations, which run through the same domain functions and transaction as REST.
-use std::{
-    collections::HashMap,
-    convert::Infallible,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
-
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{
-    adapter::Adapter,
     extract::{AckSender, SocketRef, TryData},
-    handler::{ConnectHandler, FromMessageParts},
-    socket::Socket,
+    handler::ConnectHandler,
 };
 use uuid::Uuid;
 
-use super::{presence::PresenceUser, session_room, user_room, vault_room};
+use super::{
+    context::{HasAck, RateVerdict, SocketCtx, SocketUser},
+    mutations::{create_source, delete_source, update_source},
+    presence::PresenceUser,
+    session_room, user_room, vault_room,
+};
 use crate::{
     api::{check_origins, extract::authenticate},
     domain::{
-        Actor, Role, access,
+        access,
         events::log_entry,
         input::{self, from_json},
-        role_name,
-        sources::{self, NewSource, SourceFields, SourcePatch, SourcePatchFields},
-        vaults,
+        role_name, vaults,
     },
     error::{AppError, Result},
     state::AppState,
 };
-
-/// What the server keeps about a connected socket (in its extensions).
-#[derive(Clone)]
-pub struct SocketCtx {
-    pub user: SocketUser,
-    vaults: Arc<Mutex<HashMap<Uuid, Role>>>,
-    rate: Arc<Mutex<RateWindow>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SocketUser {
-    pub user_id: Uuid,
-    pub name: String,
-    pub session_id: Uuid,
-}
-
-struct RateWindow {
-    started: Instant,
-    count: u32,
-    strikes: u32,
-}
-
-enum RateVerdict {
-    Ok,
-    Limited,
-    Disconnect,
-}
-
-impl SocketCtx {
-    fn new(user: SocketUser) -> Self {
-        let rate = RateWindow {
-            started: Instant::now(),
-            count: 0,
-            strikes: 0,
-        };
-        Self {
-            user,
-            vaults: Arc::default(),
-            rate: Arc::new(Mutex::new(rate)),
-        }
-    }
-
-    fn actor(&self) -> Actor {
-        Actor {
-            user_id: self.user.user_id,
-            user_name: self.user.name.clone(),
-        }
-    }
-
-    fn remember_vault(&self, vault: Uuid, role: Role) -> bool {
-        self.vaults.lock().unwrap().insert(vault, role).is_none()
-    }
-
-    pub fn forget_vault(&self, vault: Uuid) -> Option<Role> {
-        self.vaults.lock().unwrap().remove(&vault)
-    }
-
-    fn joined_vaults(&self) -> Vec<Uuid> {
-        self.vaults.lock().unwrap().keys().copied().collect()
-    }
-
-    /// A one-second window; a socket over the limit for three windows running is dropped.
-    fn rate(&self, per_second: u32) -> RateVerdict {
-        let mut w = self.rate.lock().unwrap();
-        if w.started.elapsed().as_secs_f64() >= 1.0 {
-            w.strikes = if w.count > per_second {
-                w.strikes + 1
-            } else {
-                0
-            };
-            w.started = Instant::now();
-            w.count = 0;
-        }
-        w.count += 1;
-        match w.count {
-            n if n <= per_second => RateVerdict::Ok,
-            n if n > per_second * 4 || w.strikes >= 2 => RateVerdict::Disconnect,
-            _ => RateVerdict::Limited,
-        }
-    }
-}
-
-/// Whether the client asked for an acknowledgement.
-pub struct HasAck(pub bool);
-
-impl<A: Adapter> FromMessageParts<A> for HasAck {
-    type Error = Infallible;
-    fn from_message_parts(
-        _: &Arc<Socket<A>>,
-        _: &mut socketioxide_core::Value,
-        ack: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        Ok(HasAck(ack.is_some()))
-    }
-}
 
 /// Why a handshake was refused; its text is the client's `connect_error` message.
 #[derive(Debug)]
@@ -397,74 +296,4 @@ async fn leave(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> R
         state.presence.leave(vault_id, ctx.user.user_id, s.id);
     }
     Ok(json!({ "ok": true }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateTarget {
-    vault_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SourceTarget {
-    source_id: String,
-}
-
-/// Mutation payloads are JSON objects.
-fn object(value: &Value) -> Result<Value> {
-    match value {
-        Value::Object(_) => Ok(value.clone()),
-        _ => Err(AppError::field("body", "must be an object")),
-    }
-}
-
-fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
-    input::id(field, raw).map_err(|e| AppError::validation(vec![e]))
-}
-
-async fn create_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
-    value: Value,
-) -> Result<Value> {
-    let fields: SourceFields = from_json(object(&value)?)?;
-    let target: CreateTarget = from_json(value)?;
-    let vault_id = uuid_field("vaultId", &target.vault_id)?;
-    let new = NewSource::parse(&fields)?;
-    let mut tx = state.begin().await?;
-    let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
-    tx.commit().await?;
-    Ok(json!({ "ok": true, "source": source }))
-}
-
-async fn update_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
-    value: Value,
-) -> Result<Value> {
-    let fields: SourcePatchFields = from_json(object(&value)?)?;
-    let target: SourceTarget = from_json(value)?;
-    let source_id = uuid_field("sourceId", &target.source_id)?;
-    let patch = SourcePatch::parse(&fields)?;
-    let mut tx = state.begin().await?;
-    let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
-    tx.commit().await?;
-    Ok(json!({ "ok": true, "source": source }))
-}
-
-async fn delete_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
-    value: Value,
-) -> Result<Value> {
-    let target: SourceTarget = from_json(object(&value)?)?;
-    let source_id = uuid_field("sourceId", &target.source_id)?;
-    let mut tx = state.begin().await?;
-    sources::delete(&mut tx, &ctx.actor(), source_id).await?;
-    tx.commit().await?;
-    Ok(json!({ "ok": true, "sourceId": source_id }))
 }

@@ -4,8 +4,10 @@
 //! Rooms: `vault:{id}` for a vault's members, `user:{id}` for every socket of a user and
 //! `session:{id}` for every socket opened with one session, so revocation and logout reach
 //! the right sockets by room (and, with a shared adapter, on any node).
+pub mod context;
 pub mod handlers;
 pub mod killswitch;
+mod mutations;
 pub mod presence;
 pub mod publisher;
 pub mod transport;
@@ -68,7 +70,7 @@ async fn disconnect_dead_sessions(state: &AppState) {
         .iter()
         .filter_map(|s| {
             s.extensions
-                .get::<handlers::SocketCtx>()
+                .get::<context::SocketCtx>()
                 .map(|ctx| ctx.user.session_id)
         })
         .collect();

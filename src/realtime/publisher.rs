@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    handlers::SocketCtx, killswitch::KillSwitch, presence::Presence, user_room, vault_room,
+    context::SocketCtx, killswitch::KillSwitch, presence::Presence, user_room, vault_room,
 };
 use crate::{
     domain::{Event, Publisher, events::Ticket},

@@ -1,0 +1,86 @@
+//! `source:create`, `source:update`, `source:delete` over the socket: the same domain
+//! functions, checks and transaction as the REST routes.
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
+use uuid::Uuid;
+
+use super::context::SocketCtx;
+use crate::{
+    domain::{
+        input::{self, from_json},
+        sources::{self, NewSource, SourceFields, SourcePatch, SourcePatchFields},
+    },
+    error::{AppError, Result},
+    state::AppState,
+};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateTarget {
+    vault_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceTarget {
+    source_id: String,
+}
+
+/// Mutation payloads are JSON objects.
+fn object(value: &Value) -> Result<Value> {
+    match value {
+        Value::Object(_) => Ok(value.clone()),
+        _ => Err(AppError::field("body", "must be an object")),
+    }
+}
+
+fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
+    input::id(field, raw).map_err(|e| AppError::validation(vec![e]))
+}
+
+pub(super) async fn create_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let fields: SourceFields = from_json(object(&value)?)?;
+    let target: CreateTarget = from_json(value)?;
+    let vault_id = uuid_field("vaultId", &target.vault_id)?;
+    let new = NewSource::parse(&fields)?;
+    let mut tx = state.begin().await?;
+    let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "source": source }))
+}
+
+pub(super) async fn update_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let fields: SourcePatchFields = from_json(object(&value)?)?;
+    let target: SourceTarget = from_json(value)?;
+    let source_id = uuid_field("sourceId", &target.source_id)?;
+    let patch = SourcePatch::parse(&fields)?;
+    let mut tx = state.begin().await?;
+    let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "source": source }))
+}
+
+pub(super) async fn delete_source(
+    state: AppState,
+    _: SocketRef,
+    ctx: SocketCtx,
+    value: Value,
+) -> Result<Value> {
+    let target: SourceTarget = from_json(object(&value)?)?;
+    let source_id = uuid_field("sourceId", &target.source_id)?;
+    let mut tx = state.begin().await?;
+    sources::delete(&mut tx, &ctx.actor(), source_id).await?;
+    tx.commit().await?;
+    Ok(json!({ "ok": true, "sourceId": source_id }))
+}
