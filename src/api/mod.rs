@@ -13,6 +13,7 @@ pub mod vaults;
 use std::time::Instant;
 
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::StatusCode};
+use tracing::Instrument;
 
 use crate::{error::AppError, state::AppState};
 
@@ -50,12 +51,10 @@ async fn request_log<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem::
         state.metrics.http_requests.inc();
     }
     let span = tracing::info_span!("http", %request_id, %method, %path);
-    let _enter = span.enter();
-    let mut resp = match ep.call(req).await {
+    let mut resp = match ep.call(req).instrument(span).await {
         Ok(resp) => resp.into_response(),
         Err(err) => error_response(err),
     };
-    drop(_enter);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if !path.starts_with("/socket.io") && path != "/healthz" {

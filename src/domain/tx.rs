@@ -7,7 +7,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::events::{Event, Publisher};
-use crate::error::Result;
+use crate::error::{AppError, Result};
 
 /// Opens transactions. On SQLite, writers are serialized in-process (one writer at a time is
 /// all SQLite allows; waiting here beats `SQLITE_BUSY`).
@@ -69,10 +69,17 @@ impl Tx {
             _writer,
         } = self;
         let ticket = (!events.is_empty()).then(|| publisher.reserve(events));
-        txn.commit().await?;
-        if let Some(ticket) = ticket {
-            ticket.confirm();
-        }
+        // Commit and confirm in their own task: if the caller goes away mid-commit (a client
+        // hung up), a transaction that did commit still gets its events published.
+        let done = tokio::spawn(async move {
+            let result = txn.commit().await;
+            if let (Ok(()), Some(ticket)) = (&result, ticket) {
+                ticket.confirm();
+            }
+            drop(_writer);
+            result
+        });
+        done.await.map_err(AppError::internal)??;
         Ok(())
     }
 }
