@@ -19,7 +19,14 @@ RUN apt-get update \
 
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin syncscript \
+# The cache mounts keep downloaded crates and compiled dependencies between builds, so the
+# binary is copied out of the cached target/ in this same step. COPY keeps the context's file
+# times, which cargo would trust; touching the sources makes it rebuild the workspace's own
+# crates every time (dependencies are keyed by Cargo.lock and stay cached).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    find . -path ./target -prune -o -type f -exec touch {} + \
+    && cargo build --release --locked --bin syncscript \
     && install -m 0755 target/release/syncscript /usr/local/bin/syncscript
 
 # --- run ---------------------------------------------------------------------------------
@@ -28,8 +35,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 syncscript \
-    && useradd --system --uid 10001 --gid syncscript --home-dir /app --no-create-home \
+    && groupadd --gid 10001 syncscript \
+    && useradd --uid 10001 --gid syncscript --home-dir /app --no-create-home --no-log-init \
         --shell /usr/sbin/nologin syncscript \
     && mkdir -p /data \
     && chown syncscript:syncscript /data
