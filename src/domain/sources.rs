@@ -226,16 +226,16 @@ pub async fn update(
     Ok(source)
 }
 
-pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Result<()> {
+/// Deletes a source; returns it as it was.
+pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Result<dto::Source> {
     let vault_id = find(&**tx, source_id).await?.vault_id;
     let seq = events::next_seq(tx, vault_id).await?;
     let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
         .await
         .map_err(hide_vault)?;
-    let deleted = sources::Entity::delete_by_id(source_id).exec(&**tx).await?;
-    if deleted.rows_affected == 0 {
-        return Err(AppError::NotFound("Source not found"));
-    }
+    // Re-read under the vault lock: a concurrent delete may have won.
+    let gone = dto::Source::from(&find(&**tx, source_id).await?);
+    sources::Entity::delete_by_id(source_id).exec(&**tx).await?;
     events::append(
         tx,
         vault_id,
@@ -246,7 +246,7 @@ pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Resul
         json!({ "sourceId": source_id }),
     )
     .await?;
-    Ok(())
+    Ok(gone)
 }
 
 async fn find(db: &impl ConnectionTrait, source_id: Uuid) -> Result<sources::Model> {

@@ -80,7 +80,7 @@ pub(super) async fn delete_source(
     let target: SourceTarget = from_json(object(&value)?)?;
     let source_id = uuid_field("sourceId", &target.source_id)?;
     let mut tx = state.begin().await?;
-    sources::delete(&mut tx, &ctx.actor(), source_id).await?;
+    let source = sources::delete(&mut tx, &ctx.actor(), source_id).await?;
     tx.commit().await?;
-    Ok(json!({ "ok": true, "sourceId": source_id }))
+    Ok(json!({ "ok": true, "source": source }))
 }

@@ -66,7 +66,10 @@ async fn two_members_see_each_others_changes_the_moment_they_commit() {
     let ack = owner_socket
         .emit_ack("source:delete", json!({ "sourceId": id }))
         .await;
-    assert_eq!(ack["ok"], true);
+    assert_eq!(
+        (ack["ok"].as_bool(), ack["source"]["id"].as_str()),
+        (Some(true), Some(id))
+    );
     let deleted = contributor_socket.expect("source:deleted", SOON).await;
     assert_eq!(
         (deleted["sourceId"].as_str(), deleted["seq"].as_i64()),
@@ -580,16 +583,21 @@ async fn presence_lists_each_user_once_across_tabs() {
 
 #[tokio::test]
 async fn presence_diffs_are_batched_per_interval() {
-    let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__PRESENCE_INTERVAL", "300ms")]).await;
+    let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__PRESENCE_INTERVAL", "1s")]).await;
     let vault = app.demo_vault().await;
     let (_, mut watcher) = joined(&app, OWNER, &vault).await;
-    let _ = watcher.drain(Duration::from_millis(400)).await;
+    let _ = watcher.drain(Duration::from_millis(1200)).await;
+    // Sign in and connect first, so that both joins land well within one interval.
     let mut others = Vec::new();
     for email in [CONTRIBUTOR, VIEWER] {
-        others.push(joined(&app, email, &vault).await);
+        let client = app.login(email).await;
+        others.push(app.socket(&client).await);
+    }
+    for socket in &others {
+        socket.emit("vault:join", json!(vault));
     }
     let diffs: Vec<Value> = watcher
-        .drain(Duration::from_millis(700))
+        .drain(Duration::from_millis(2000))
         .await
         .into_iter()
         .filter(|(n, _)| n == "presence:diff")
