@@ -295,6 +295,12 @@ impl Client {
     }
 }
 
+/// The signed-in user's id.
+pub async fn user_id(client: &Client) -> String {
+    let session: Value = client.get("/api/auth/session").await.json().await.unwrap();
+    session["user"]["id"].as_str().unwrap().to_string()
+}
+
 /// Reads an error response and checks it has the contract's shape.
 pub async fn error_of(resp: Response, status: StatusCode) -> Value {
     assert_eq!(resp.status(), status);

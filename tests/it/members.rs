@@ -4,18 +4,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn user_id(client: &Client) -> String {
-    client
-        .get("/api/auth/session")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn members_are_added_by_email_changed_and_removed() {
     let app = spawn_app().await;

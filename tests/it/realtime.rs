@@ -19,18 +19,6 @@ async fn joined(app: &TestApp, email: &str, vault: &str) -> (Client, SocketClien
     (client, socket)
 }
 
-async fn user_id(client: &Client) -> String {
-    client
-        .get("/api/auth/session")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn two_members_see_each_others_changes_the_moment_they_commit() {
     let app = spawn_app().await;
