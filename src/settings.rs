@@ -257,7 +257,12 @@ fn one_line(e: &figment::Error) -> String {
     for err in e.clone() {
         let key = err.path.join(".");
         let mut msg = err.kind.to_string();
-        if let Some(meta) = &err.metadata {
+        // Environment overrides are merged as values; their key already names the variable.
+        if let Some(meta) = err
+            .metadata
+            .as_ref()
+            .filter(|m| !m.name.contains("figment::"))
+        {
             msg = format!("{msg} (from {})", meta.name);
         }
         parts.push(if key.is_empty() {
