@@ -143,3 +143,21 @@ pub async fn list(
         .await?;
     Ok((rows.into_iter().map(log_entry).collect(), latest))
 }
+
+/// The logged events with `since < seq <= latest`, oldest first, for a socket that rejoins. The
+/// caller has checked membership; each payload is the broadcast object as it went out.
+pub async fn replay(
+    db: &impl ConnectionTrait,
+    vault_id: Uuid,
+    since: i64,
+    latest: i64,
+) -> Result<Vec<events::Model>> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    Ok(events::Entity::find()
+        .filter(events::Column::VaultId.eq(vault_id))
+        .filter(events::Column::Seq.gt(since))
+        .filter(events::Column::Seq.lte(latest))
+        .order_by_asc(events::Column::Seq)
+        .all(db)
+        .await?)
+}

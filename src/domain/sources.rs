@@ -186,13 +186,8 @@ pub async fn update(
     source_id: Uuid,
     patch: SourcePatch,
 ) -> Result<dto::Source> {
-    let vault_id = find(&**tx, source_id).await?.vault_id;
-    let seq = events::next_seq(tx, vault_id).await?;
-    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
-        .await
-        .map_err(hide_vault)?;
-    // Re-read under the vault lock: the version check below must see the latest row.
-    let current = find(&**tx, source_id).await?;
+    let (current, seq, role) = lock_for_write(tx, actor, source_id).await?;
+    let vault_id = current.vault_id;
     if patch.version.is_some_and(|v| v != current.version) {
         return Err(AppError::Conflict(format!(
             "Source was changed meanwhile (current version {})",
@@ -228,13 +223,8 @@ pub async fn update(
 
 /// Deletes a source; returns it as it was.
 pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Result<dto::Source> {
-    let vault_id = find(&**tx, source_id).await?.vault_id;
-    let seq = events::next_seq(tx, vault_id).await?;
-    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
-        .await
-        .map_err(hide_vault)?;
-    // Re-read under the vault lock: a concurrent delete may have won.
-    let gone = dto::Source::from(&find(&**tx, source_id).await?);
+    let (current, seq, role) = lock_for_write(tx, actor, source_id).await?;
+    let (vault_id, gone) = (current.vault_id, dto::Source::from(&current));
     sources::Entity::delete_by_id(source_id).exec(&**tx).await?;
     events::append(
         tx,
@@ -247,6 +237,22 @@ pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Resul
     )
     .await?;
     Ok(gone)
+}
+
+/// Takes the next `seq` of the source's vault (locking it), checks that the actor may write
+/// sources there, and re-reads the source under that lock, so version checks and deletes see
+/// the latest row. Returns the source, the `seq` and the actor's role.
+async fn lock_for_write(
+    tx: &super::Tx,
+    actor: &Actor,
+    source_id: Uuid,
+) -> Result<(sources::Model, i64, super::Role)> {
+    let vault_id = find(&**tx, source_id).await?.vault_id;
+    let seq = events::next_seq(tx, vault_id).await?;
+    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
+        .await
+        .map_err(hide_vault)?;
+    Ok((find(&**tx, source_id).await?, seq, role))
 }
 
 async fn find(db: &impl ConnectionTrait, source_id: Uuid) -> Result<sources::Model> {

@@ -17,8 +17,7 @@ use super::{
 use crate::{
     api::{check_origins, extract::authenticate},
     domain::{
-        access,
-        events::log_entry,
+        access, events,
         input::{self, from_json},
         role_name, vaults,
     },
@@ -238,8 +237,8 @@ async fn join(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Re
     let max_replay = state.settings.realtime.max_replay as i64;
     let resync = since.is_some_and(|since| since > latest || latest - since > max_replay);
     if let (Some(since), false) = (since, resync) {
-        for entry in replay(&state, vault_id, since, latest).await? {
-            let _ = s.emit(entry.event_type.clone(), &log_entry_payload(entry));
+        for entry in events::replay(&state.db, vault_id, since, latest).await? {
+            let _ = s.emit(entry.event_type, &entry.payload);
         }
     }
     drop(guard);
@@ -260,32 +259,6 @@ async fn join(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Re
     Ok(
         json!({ "ok": true, "vaultId": vault_id, "role": role, "latestSeq": latest, "resync": resync }),
     )
-}
-
-async fn replay(
-    state: &AppState,
-    vault_id: Uuid,
-    since: i64,
-    latest: i64,
-) -> Result<Vec<entities::events::Model>> {
-    use entities::events;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    Ok(events::Entity::find()
-        .filter(events::Column::VaultId.eq(vault_id))
-        .filter(events::Column::Seq.gt(since))
-        .filter(events::Column::Seq.lte(latest))
-        .order_by_asc(events::Column::Seq)
-        .all(&state.db)
-        .await?)
-}
-
-/// A replayed event is the broadcast object, without the log's `type`.
-fn log_entry_payload(entry: entities::events::Model) -> Value {
-    let mut value = log_entry(entry);
-    if let Some(obj) = value.as_object_mut() {
-        obj.remove("type");
-    }
-    value
 }
 
 async fn leave(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Result<Value> {
