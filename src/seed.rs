@@ -1,7 +1,7 @@
 //! Demo data (CONTRACT §1): four users and a `Demo Vault`. Idempotent: whatever exists is kept.
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::domain::{Actor, Role, input, passwords::Passwords, users, vaults};
+use crate::domain::{Actor, Role, passwords::Passwords, users, vaults};
 use crate::error::Result;
 use entities::{memberships, vaults as vault_entity};
 
@@ -45,14 +45,8 @@ pub async fn run(db: &DatabaseConnection, passwords: &Passwords) -> Result<()> {
         user_id: owner.id,
         user_name: owner.name.clone(),
     };
-    let vault = vaults::create(
-        db,
-        &actor,
-        input::VaultName::parse("Demo Vault")
-            .map_err(|e| crate::error::AppError::validation(vec![e]))?,
-        "Sources shared by the demo team".into(),
-    )
-    .await?;
+    let new = vaults::NewVault::parse("Demo Vault", Some("Sources shared by the demo team"))?;
+    let vault = vaults::create(db, &actor, new).await?;
     for (user, role) in accounts.iter().skip(1) {
         if let Some(role) = role {
             memberships::Entity::insert(memberships::ActiveModel {

@@ -11,11 +11,7 @@ use super::{
     extract::{CurrentUser, JsonBody, path_id},
     vaults::created,
 };
-use crate::{
-    domain::{input, members},
-    error::Result,
-    state::AppState,
-};
+use crate::{domain::members, error::Result, state::AppState};
 
 pub fn routes(route: Route) -> Route {
     route
@@ -55,12 +51,9 @@ async fn add(
     JsonBody(body): JsonBody<AddBody>,
 ) -> Result<Response> {
     let id = path_id(&id, "Vault not found")?;
-    let mut c = input::Checker::default();
-    let email = c.check(input::Email::parse(&body.email));
-    let role = c.check(input::role(&body.role));
-    c.finish()?;
+    let new = members::NewMember::parse(&body.email, &body.role)?;
     let mut tx = state.begin().await?;
-    let member = members::add(&mut tx, &user.actor(), id, email.unwrap(), role.unwrap()).await?;
+    let member = members::add(&mut tx, &user.actor(), id, new).await?;
     tx.commit().await?;
     Ok(created(json!({ "member": member })))
 }
@@ -76,7 +69,7 @@ async fn change_role(
         path_id(&id, "Vault not found")?,
         path_id(&user_id, "Member not found")?,
     );
-    let role = input::role(&body.role).map_err(|e| crate::error::AppError::validation(vec![e]))?;
+    let role = members::parse_role(&body.role)?;
     let mut tx = state.begin().await?;
     let member = members::change_role(&mut tx, &user.actor(), id, user_id, role).await?;
     tx.commit().await?;

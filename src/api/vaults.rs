@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::extract::{CurrentUser, JsonBody, path_id};
 use crate::{
-    domain::{input, role_name, vaults},
+    domain::{role_name, vaults},
     error::Result,
     state::AppState,
 };
@@ -45,14 +45,9 @@ async fn create(
     user: CurrentUser,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response> {
-    let mut c = input::Checker::default();
-    let name = c.check(input::VaultName::parse(&body.name));
-    let description = c.check(input::description(
-        body.description.as_deref().unwrap_or(""),
-    ));
-    c.finish()?;
+    let new = vaults::NewVault::parse(&body.name, body.description.as_deref())?;
     let tx = state.begin().await?;
-    let vault = vaults::create(&*tx, &user.actor(), name.unwrap(), description.unwrap()).await?;
+    let vault = vaults::create(&*tx, &user.actor(), new).await?;
     tx.commit().await?;
     Ok(created(json!({ "vault": vault })))
 }
@@ -76,24 +71,9 @@ async fn update(
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Result<Json<Value>> {
     let id = path_id(&id, "Vault not found")?;
-    let mut c = input::Checker::default();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|n| c.check(input::VaultName::parse(n)));
-    let description = body
-        .description
-        .as_deref()
-        .and_then(|d| c.check(input::description(d)));
-    c.finish()?;
+    let patch = vaults::VaultPatch::parse(body.name.as_deref(), body.description.as_deref())?;
     let mut tx = state.begin().await?;
-    let vault = vaults::update(
-        &mut tx,
-        &user.actor(),
-        id,
-        vaults::VaultPatch { name, description },
-    )
-    .await?;
+    let vault = vaults::update(&mut tx, &user.actor(), id, patch).await?;
     tx.commit().await?;
     Ok(Json(json!({ "vault": vault })))
 }

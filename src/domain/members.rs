@@ -15,6 +15,28 @@ use super::{
 use crate::error::{AppError, Result};
 use entities::{memberships, users};
 
+pub struct NewMember {
+    pub email: input::Email,
+    pub role: Role,
+}
+
+impl NewMember {
+    pub fn parse(email: &str, role: &str) -> Result<Self> {
+        let mut c = input::Checker::default();
+        let email = c.check(input::Email::parse(email));
+        let role = c.check(input::role(role));
+        c.finish()?;
+        Ok(Self {
+            email: email.unwrap(),
+            role: role.unwrap(),
+        })
+    }
+}
+
+pub fn parse_role(raw: &str) -> Result<Role> {
+    input::role(raw).map_err(|e| AppError::validation(vec![e]))
+}
+
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
@@ -37,9 +59,9 @@ pub async fn add(
     tx: &mut super::Tx,
     actor: &Actor,
     vault_id: Uuid,
-    email: input::Email,
-    role: Role,
+    new: NewMember,
 ) -> Result<dto::Member> {
+    let NewMember { email, role } = new;
     let seq = events::next_seq(tx, vault_id).await?;
     let actor_role = access::require(&**tx, vault_id, actor.user_id, Action::ManageVault).await?;
     let user = super::users::find_by_email(&**tx, &email.0)

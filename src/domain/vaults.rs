@@ -15,9 +15,37 @@ use super::{
 use crate::error::{AppError, Result};
 use entities::{memberships, vaults};
 
+pub struct NewVault {
+    pub name: input::VaultName,
+    pub description: String,
+}
+
+impl NewVault {
+    pub fn parse(name: &str, description: Option<&str>) -> Result<Self> {
+        let mut c = input::Checker::default();
+        let name = c.check(input::VaultName::parse(name));
+        let description = c.check(input::description(description.unwrap_or("")));
+        c.finish()?;
+        Ok(Self {
+            name: name.unwrap(),
+            description: description.unwrap(),
+        })
+    }
+}
+
 pub struct VaultPatch {
     pub name: Option<input::VaultName>,
     pub description: Option<String>,
+}
+
+impl VaultPatch {
+    pub fn parse(name: Option<&str>, description: Option<&str>) -> Result<Self> {
+        let mut c = input::Checker::default();
+        let name = name.and_then(|n| c.check(input::VaultName::parse(n)));
+        let description = description.and_then(|d| c.check(input::description(d)));
+        c.finish()?;
+        Ok(Self { name, description })
+    }
 }
 
 pub async fn list_for(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<dto::VaultWithRole>> {
@@ -39,12 +67,8 @@ pub async fn list_for(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<dt
 }
 
 /// Creates a vault with the caller as its owner. A new vault has an empty log.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    actor: &Actor,
-    name: input::VaultName,
-    description: String,
-) -> Result<dto::Vault> {
+pub async fn create(db: &impl ConnectionTrait, actor: &Actor, new: NewVault) -> Result<dto::Vault> {
+    let NewVault { name, description } = new;
     let at = now();
     let vault = vaults::Model {
         id: Uuid::new_v4(),
