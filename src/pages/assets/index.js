@@ -12,19 +12,7 @@
     window.location.assign('/login?next=/');
   }
 
-  async function api(method, path, body) {
-    const init = { method: method, credentials: 'same-origin', headers: {} };
-    if (body !== undefined) {
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    const res = await fetch(path, init);
-    let data = null;
-    if (res.status !== 204) {
-      try { data = await res.json(); } catch (_) { data = null; }
-    }
-    return { status: res.status, ok: res.ok, data: data };
-  }
+  const api = window.syncscriptApi;
 
   function messageOf(result) {
     const err = result.data && result.data.error;
