@@ -1,6 +1,6 @@
 //! Accounts and cookie sessions (CONTRACT §3), and the request hygiene every route shares.
 use reqwest::StatusCode;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, prelude::Expr};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -229,15 +229,7 @@ async fn a_custom_cookie_name_works_over_http_and_the_socket_handshake() {
 async fn expired_and_revoked_sessions_are_refused_over_http_and_sockets() {
     let app = spawn_app().await;
     let expired = app.login(OWNER).await;
-    entities::sessions::Entity::update_many()
-        .col_expr(
-            entities::sessions::Column::ExpiresAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
-        )
-        .filter(entities::sessions::Column::ExpiresAt.gt(chrono::Utc::now()))
-        .exec(app.db())
-        .await
-        .unwrap();
+    app.expire_all_sessions().await;
     assert_eq!(
         expired.get("/api/auth/session").await.status(),
         StatusCode::UNAUTHORIZED

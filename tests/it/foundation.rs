@@ -401,18 +401,10 @@ fn the_binary_refuses_a_bad_config_value_in_one_line() {
 
 #[tokio::test]
 async fn expired_sessions_are_purged_periodically() {
-    use sea_orm::prelude::Expr;
     let app = spawn_app_with(&[("SYNCSCRIPT_SESSION__CLEANUP_INTERVAL", "100ms")]).await;
     app.login(OWNER).await;
     app.login(VIEWER).await;
-    entities::sessions::Entity::update_many()
-        .col_expr(
-            entities::sessions::Column::ExpiresAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
-        )
-        .exec(app.db())
-        .await
-        .unwrap();
+    app.expire_all_sessions().await;
     let fresh = app.login(CONTRIBUTOR).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(

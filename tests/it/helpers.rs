@@ -178,6 +178,17 @@ impl TestApp {
             .expect("socket connects")
     }
 
+    /// Moves every session's expiry into the past, as if time had run out.
+    pub async fn expire_all_sessions(&self) {
+        use sea_orm::{EntityTrait, prelude::Expr};
+        let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+        entities::sessions::Entity::update_many()
+            .col_expr(entities::sessions::Column::ExpiresAt, Expr::value(past))
+            .exec(self.db())
+            .await
+            .unwrap();
+    }
+
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -493,18 +493,10 @@ async fn logout_disconnects_every_socket_of_that_session_only() {
 
 #[tokio::test]
 async fn a_session_that_expires_while_connected_is_disconnected() {
-    use sea_orm::{EntityTrait, prelude::Expr};
     let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__SESSION_CHECK_INTERVAL", "200ms")]).await;
     let vault = app.demo_vault().await;
     let (_, socket) = joined(&app, VIEWER, &vault).await;
-    entities::sessions::Entity::update_many()
-        .col_expr(
-            entities::sessions::Column::ExpiresAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
-        )
-        .exec(app.db())
-        .await
-        .unwrap();
+    app.expire_all_sessions().await;
     assert!(
         socket.wait_closed(Duration::from_secs(3)).await,
         "expired session's socket dropped"
