@@ -75,6 +75,7 @@ pub struct RealtimeSettings {
     pub max_payload: u64,
     pub ws_max_message_size: usize,
     pub ws_max_frame_size: usize,
+    pub ws_read_buffer_size: usize,
     pub max_buffer_size: usize,
     pub events_per_second: u32,
     pub max_sockets_per_user: usize,
@@ -197,6 +198,9 @@ impl Settings {
                 "realtime.max_payload",
                 "and realtime.ws_max_message_size must be at least 1024",
             );
+        }
+        if self.realtime.ws_read_buffer_size < 256 {
+            return bad("realtime.ws_read_buffer_size", "must be at least 256");
         }
         if self.realtime.events_per_second == 0 || self.realtime.max_sockets_per_user == 0 {
             return bad(

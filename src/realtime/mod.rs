@@ -35,6 +35,7 @@ pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
         .max_payload(cfg.max_payload)
         .ws_max_message_size(cfg.ws_max_message_size)
         .ws_max_frame_size(cfg.ws_max_frame_size)
+        .ws_read_buffer_size(cfg.ws_read_buffer_size)
         .max_buffer_size(cfg.max_buffer_size)
         .ping_interval(cfg.ping_interval)
         .ping_timeout(cfg.ping_timeout)

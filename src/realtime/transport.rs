@@ -4,7 +4,7 @@
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     endpoint::TowerCompatExt,
-    http::{StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
 };
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
@@ -36,11 +36,40 @@ fn is_websocket_upgrade(req: &Request) -> bool {
         && has(header::UPGRADE, "websocket")
 }
 
+/// An Engine.IO request without `sid` opens a session, which keeps the request's parts.
+fn opens_session(uri: &Uri) -> bool {
+    !uri.query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")))
+}
+
+/// The URI and headers copied into their own memory. Hyper parses them as slices of the
+/// connection's read buffer (8 to 16 KiB), and engineioxide keeps the parts of a session's
+/// opening request for the socket's whole life: sharing them would keep that buffer alive
+/// for every connected socket, about half of a socket's memory.
+fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
+    let uri = Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone());
+    let mut copy = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            copy.append(name, value);
+        }
+    }
+    (uri, copy)
+}
+
 impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if !is_websocket_upgrade(&req) {
+            if opens_session(req.uri()) {
+                let (uri, headers) = detached(req.uri(), req.headers());
+                *req.uri_mut() = uri;
+                *req.headers_mut() = headers;
+            }
             return self.svc.clone().compat().call(req).await;
         }
         let Some(key) = req.header(header::SEC_WEBSOCKET_KEY).map(str::to_owned) else {
@@ -49,12 +78,13 @@ impl Endpoint for SocketIoEndpoint {
         let on_upgrade = req
             .take_upgrade()
             .map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        let (uri, headers) = detached(req.uri(), req.headers());
         let mut parts = http::Request::builder()
             .method(req.method().clone())
-            .uri(req.uri().clone())
+            .uri(uri)
             .version(req.version());
-        if let Some(headers) = parts.headers_mut() {
-            *headers = req.headers().clone();
+        if let Some(parts_headers) = parts.headers_mut() {
+            *parts_headers = headers;
         }
         let mut http_req = parts
             .body(())

@@ -285,6 +285,8 @@ async fn start_server(bin: &Path) -> Server {
     );
     let child = Command::new(bin)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // Every other `SYNCSCRIPT_*` variable is server configuration, and `bin` is no key.
+        .env_remove("SYNCSCRIPT_BIN")
         .env("SYNCSCRIPT_SERVER__HOST", "127.0.0.1")
         .env("SYNCSCRIPT_SERVER__PORT", port.to_string())
         .env("SYNCSCRIPT_DATABASE__URL", &db_url)
