@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::{
-    extract::{AckSender, SocketRef, TryData},
+    extract::{AckSender, Event, SocketRef, TryData},
     handler::ConnectHandler,
 };
 use uuid::Uuid;
@@ -107,16 +107,21 @@ fn connected(state: &AppState, s: SocketRef) {
     state.metrics.connected_sockets.inc();
     tracing::debug!(sid = %s.id, user_id = %ctx.user.user_id, "socket connected");
 
-    on(&s, state, "vault:join", true, join);
-    on(&s, state, "vault:leave", false, leave);
-    on(&s, state, "source:create", false, create_source);
-    on(&s, state, "source:update", false, update_source);
-    on(&s, state, "source:delete", false, delete_source);
-    for server_only in ["source:created", "source:updated", "source:deleted"] {
-        on(&s, state, server_only, true, |_, _, _, _| async {
-            Err(AppError::Forbidden("Insufficient permissions"))
-        });
-    }
+    let weak = state.downgrade();
+    s.on_fallback(
+        move |s: SocketRef,
+              Event(event): Event,
+              TryData(data): TryData<Value>,
+              HasAck(has_ack): HasAck,
+              ack: AckSender| {
+            let state = weak.upgrade();
+            async move {
+                if let Some(state) = state {
+                    dispatch(state, s, &event, data.ok(), has_ack, ack).await;
+                }
+            }
+        },
+    );
 
     let weak = state.downgrade();
     s.on_disconnect(move |s: SocketRef| {
@@ -138,53 +143,72 @@ fn connected(state: &AppState, s: SocketRef) {
     });
 }
 
-/// Registers `event` with rate limiting, payload extraction and the reply rules: the result
-/// goes to the ack; a failure goes to the `error` event when there is no ack, or always when
-/// `always_emit_error` (CONTRACT §7: denied joins and server-only events).
-fn on<F, Fut>(
-    s: &SocketRef,
-    state: &AppState,
-    event: &'static str,
-    always_emit_error: bool,
-    handler: F,
-) where
-    F: Fn(AppState, SocketRef, SocketCtx, Value) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Value>> + Send + 'static,
-{
-    let weak = state.downgrade();
-    s.on(event, move |s: SocketRef, TryData(data): TryData<Value>, HasAck(has_ack): HasAck, ack: AckSender| {
-        let (state, handler) = (weak.upgrade(), handler.clone());
-        async move {
-            let (Some(state), Some(ctx)) = (state, s.extensions.get::<SocketCtx>()) else { return };
-            let result = match ctx.rate(state.settings.realtime.events_per_second) {
-                RateVerdict::Disconnect => {
-                    tracing::warn!(sid = %s.id, user_id = %ctx.user.user_id, "socket flooding; disconnecting");
-                    let _ = s.disconnect();
-                    return;
-                }
-                RateVerdict::Limited => Err(AppError::RateLimited { retry_after_secs: 1 }),
-                RateVerdict::Ok => match data {
-                    Ok(value) => handler(state, s.clone(), ctx, value).await,
-                    Err(_) => Err(AppError::field("payload", "is missing or malformed")),
-                },
-            };
-            match result {
-                Ok(value) => {
-                    let _ = ack.send(&value);
-                }
-                Err(err) => {
-                    err.log();
-                    let body = err.body();
-                    if has_ack {
-                        let _ = ack.send(&json!({ "ok": false, "error": body }));
-                    }
-                    if always_emit_error || !has_ack {
-                        let _ = s.emit("error", &body);
-                    }
-                }
+/// The events a client may send.
+const CLIENT_EVENTS: [&str; 5] = [
+    "vault:join",
+    "vault:leave",
+    "source:create",
+    "source:update",
+    "source:delete",
+];
+/// Events only the server sends; a client sending one is refused.
+const SERVER_ONLY: [&str; 3] = ["source:created", "source:updated", "source:deleted"];
+
+/// Every client event, through one handler per socket: the rate limit, then the payload and
+/// the event's handler, then the reply rules. The result goes to the ack; a failure goes to
+/// the `error` event when there is no ack, and always for a denied join or a server-only
+/// event (CONTRACT §7). Events nobody handles are dropped, as Socket.IO does, but still count
+/// towards the rate limit.
+async fn dispatch(
+    state: AppState,
+    s: SocketRef,
+    event: &str,
+    data: Option<Value>,
+    has_ack: bool,
+    ack: AckSender,
+) {
+    let Some(ctx) = s.extensions.get::<SocketCtx>() else {
+        return;
+    };
+    let result = match ctx.rate(state.settings.realtime.events_per_second) {
+        RateVerdict::Disconnect => {
+            tracing::warn!(sid = %s.id, user_id = %ctx.user.user_id, "socket flooding; disconnecting");
+            let _ = s.disconnect();
+            return;
+        }
+        RateVerdict::Limited => Err(AppError::RateLimited {
+            retry_after_secs: 1,
+        }),
+        RateVerdict::Ok => match (event, data) {
+            (event, _) if SERVER_ONLY.contains(&event) => {
+                Err(AppError::Forbidden("Insufficient permissions"))
+            }
+            (event, None) if CLIENT_EVENTS.contains(&event) => {
+                Err(AppError::field("payload", "is missing or malformed"))
+            }
+            ("vault:join", Some(value)) => join(state, s.clone(), ctx, value).await,
+            ("vault:leave", Some(value)) => leave(state, s.clone(), ctx, value).await,
+            ("source:create", Some(value)) => create_source(state, s.clone(), ctx, value).await,
+            ("source:update", Some(value)) => update_source(state, s.clone(), ctx, value).await,
+            ("source:delete", Some(value)) => delete_source(state, s.clone(), ctx, value).await,
+            _ => return,
+        },
+    };
+    match result {
+        Ok(value) => {
+            let _ = ack.send(&value);
+        }
+        Err(err) => {
+            err.log();
+            let body = err.body();
+            if has_ack {
+                let _ = ack.send(&json!({ "ok": false, "error": body }));
+            }
+            if !has_ack || event == "vault:join" || SERVER_ONLY.contains(&event) {
+                let _ = s.emit("error", &body);
             }
         }
-    });
+    }
 }
 
 #[derive(Deserialize)]

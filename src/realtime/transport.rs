@@ -42,19 +42,21 @@ fn opens_session(uri: &Uri) -> bool {
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")))
 }
 
-/// The URI and headers copied into their own memory. Hyper parses them as slices of the
-/// connection's read buffer (8 to 16 KiB), and engineioxide keeps the parts of a session's
-/// opening request for the socket's whole life: sharing them would keep that buffer alive
-/// for every connected socket, about half of a socket's memory.
+/// The headers the socket handshake reads (`handlers::handshake`); a socket keeps no others.
+const KEPT_HEADERS: [HeaderName; 3] = [header::HOST, header::ORIGIN, header::COOKIE];
+
+/// The URI and the kept headers, copied into their own memory. Hyper parses them as slices
+/// of the connection's read buffer (8 to 16 KiB), and engineioxide keeps the parts of a
+/// session's opening request for the socket's whole life: sharing them would keep that
+/// buffer alive for every connected socket, about half of a socket's memory.
 fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
     let uri = Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone());
-    let mut copy = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            copy.append(name, value);
+    let mut copy = HeaderMap::with_capacity(KEPT_HEADERS.len());
+    for name in KEPT_HEADERS {
+        for value in headers.get_all(&name) {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                copy.append(name.clone(), value);
+            }
         }
     }
     (uri, copy)

@@ -15,10 +15,10 @@
 //! the commit-to-receipt phase; `--timeout-secs N` hard limit for the whole run (default 600).
 //!
 //! Memory: VmRSS deltas depend on the allocator. The server inherits this process's
-//! environment, so glibc knobs can be tried without code changes, e.g.
-//! `MALLOC_MMAP_THRESHOLD_=131072 cargo bench --bench realtime` keeps argon2's 19 MiB
-//! password-hash buffers from staying resident in malloc arenas (they make up most of the
-//! ~110 MiB idle baseline otherwise, and their freed space absorbs the first sockets).
+//! environment (except `SYNCSCRIPT_BIN`), so glibc knobs (`MALLOC_ARENA_MAX=1 cargo bench …`)
+//! and server settings (`SYNCSCRIPT_REALTIME__WS_READ_BUFFER_SIZE=512`) can be tried without
+//! code changes. "marginal KB / conn" (between two tiers) leaves out the server's one-time
+//! costs and is the steadier figure.
 //!
 //! Server binary: `SYNCSCRIPT_BIN`, else the `syncscript` binary cargo builds for this bench
 //! (`target/release/syncscript`, same profile as `cargo build --release`).
