@@ -65,7 +65,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let presence = Presence::new(io.clone(), settings.realtime.presence_interval);
         let vault_locks = VaultLocks::default();
-        let publisher = SocketPublisher::spawn(Fanout {
+        let publisher = SocketPublisher::new(Fanout {
             io: io.clone(),
             presence: presence.clone(),
             locks: vault_locks.clone(),

@@ -1,12 +1,17 @@
 //! The [`Publisher`] that broadcasts committed events to vault rooms, in `seq` order.
 //!
 //! Transactions queue their events before committing (while they hold the vault's row lock),
-//! so the queue is in `seq` order per vault; one task sends each batch once its commit is
-//! confirmed. Each broadcast is encoded once for the whole room. A per-vault lock keeps a
+//! so each vault's queue is in `seq` order; one task per vault sends each batch once its
+//! commit is confirmed, so a slow commit or a long replay in one vault never holds up
+//! another. Each broadcast is encoded once for the whole room. A per-vault lock keeps a
 //! joining socket's replay and the live stream from interleaving.
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Weak},
+    time::Instant,
+};
 
 use dashmap::DashMap;
+use futures_util::future::{FutureExt, Shared};
 use serde_json::json;
 use socketioxide::SocketIo;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -33,22 +38,41 @@ impl VaultLocks {
     }
 }
 
+/// One transaction's events for one vault, sent once `committed` resolves; a dropped ticket
+/// (rollback) resolves it with an error and they are discarded.
 struct Pending {
     events: Vec<Event>,
-    committed: oneshot::Receiver<()>,
+    committed: Shared<oneshot::Receiver<()>>,
 }
 
+type Queues = Arc<DashMap<Uuid, mpsc::UnboundedSender<Pending>>>;
+
 pub struct SocketPublisher {
-    queue: mpsc::UnboundedSender<Pending>,
+    fanout: Fanout,
+    queues: Queues,
 }
 
 impl Publisher for SocketPublisher {
     fn reserve(&self, events: Vec<Event>) -> Ticket {
         let (tx, rx) = oneshot::channel();
-        let _ = self.queue.send(Pending {
-            events,
-            committed: rx,
-        });
+        let committed = rx.shared();
+        let mut by_vault: Vec<(Uuid, Vec<Event>)> = Vec::new();
+        for event in events {
+            match by_vault
+                .iter_mut()
+                .find(|(vault, _)| *vault == event.vault_id)
+            {
+                Some((_, batch)) => batch.push(event),
+                None => by_vault.push((event.vault_id, vec![event])),
+            }
+        }
+        for (vault, events) in by_vault {
+            let pending = Pending {
+                events,
+                committed: committed.clone(),
+            };
+            let _ = self.queue_of(vault).send(pending);
+        }
         Ticket::new(tx)
     }
 }
@@ -62,25 +86,48 @@ pub struct Fanout {
 }
 
 impl SocketPublisher {
-    pub fn spawn(fanout: Fanout) -> Self {
-        let (queue, mut rx) = mpsc::unbounded_channel::<Pending>();
-        tokio::spawn(async move {
-            while let Some(pending) = rx.recv().await {
-                // A dropped sender means the transaction rolled back: nothing to send.
-                if pending.committed.await.is_err() {
-                    continue;
-                }
-                let committed_at = Instant::now();
-                for event in pending.events {
-                    fanout.deliver(event).await;
-                }
-                fanout
-                    .metrics
-                    .fanout_seconds
-                    .observe(committed_at.elapsed().as_secs_f64());
+    pub fn new(fanout: Fanout) -> Self {
+        Self {
+            fanout,
+            queues: Queues::default(),
+        }
+    }
+
+    /// The vault's queue, with its task started on the vault's first event. The task ends
+    /// once the vault is deleted and its queue drained.
+    fn queue_of(&self, vault: Uuid) -> mpsc::UnboundedSender<Pending> {
+        self.queues
+            .entry(vault)
+            .or_insert_with(|| {
+                let (queue, rx) = mpsc::unbounded_channel();
+                tokio::spawn(run(self.fanout.clone(), Arc::downgrade(&self.queues), rx));
+                queue
+            })
+            .clone()
+    }
+}
+
+/// A vault's task. It holds the queue map weakly: it ends when the publisher is dropped too.
+async fn run(
+    fanout: Fanout,
+    queues: Weak<DashMap<Uuid, mpsc::UnboundedSender<Pending>>>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    while let Some(pending) = rx.recv().await {
+        if pending.committed.await.is_err() {
+            continue;
+        }
+        let committed_at = Instant::now();
+        for event in pending.events {
+            if let ("vault:deleted", Some(queues)) = (event.kind, queues.upgrade()) {
+                queues.remove(&event.vault_id);
             }
-        });
-        Self { queue }
+            fanout.deliver(event).await;
+        }
+        fanout
+            .metrics
+            .fanout_seconds
+            .observe(committed_at.elapsed().as_secs_f64());
     }
 }
 
