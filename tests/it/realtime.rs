@@ -269,8 +269,9 @@ async fn malformed_payloads_get_validation_errors_and_keep_the_socket() {
     assert_eq!(socket.join(&vault).await["ok"], true, "still connected");
 }
 
-#[tokio::test]
-async fn rooms_are_isolated_between_vaults() {
+/// The demo vault with the viewer's socket in it, and the owner's new vault "Other" with the
+/// owner's socket in it.
+async fn two_vaults() -> (TestApp, Client, [String; 2], [SocketClient; 2]) {
     let app = spawn_app().await;
     let demo = app.demo_vault().await;
     let owner = app.login(OWNER).await;
@@ -278,6 +279,12 @@ async fn rooms_are_isolated_between_vaults() {
     let (_, mut in_demo) = joined(&app, VIEWER, &demo).await;
     let mut in_other = app.socket(&owner).await;
     assert_eq!(in_other.join(&other).await["ok"], true);
+    (app, owner, [demo, other], [in_demo, in_other])
+}
+
+#[tokio::test]
+async fn rooms_are_isolated_between_vaults() {
+    let (_app, owner, [demo, other], [mut in_demo, mut in_other]) = two_vaults().await;
     owner.add_source(&other, "only for other").await;
     assert_eq!(
         in_other.expect("source:created", SOON).await["vaultId"].as_str(),
@@ -295,13 +302,7 @@ async fn rooms_are_isolated_between_vaults() {
 
 #[tokio::test]
 async fn a_vault_whose_stream_is_held_up_does_not_delay_another_vault() {
-    let app = spawn_app().await;
-    let demo = app.demo_vault().await;
-    let owner = app.login(OWNER).await;
-    let other = owner.create_vault("Other").await;
-    let (_, mut in_demo) = joined(&app, VIEWER, &demo).await;
-    let mut in_other = app.socket(&owner).await;
-    assert_eq!(in_other.join(&other).await["ok"], true);
+    let (app, owner, [demo, other], [mut in_demo, mut in_other]) = two_vaults().await;
 
     // Hold the demo vault's stream as a long replay would, with one of its events waiting.
     let lock = app.state.vault_locks.get(demo.parse().unwrap());
