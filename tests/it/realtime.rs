@@ -276,7 +276,7 @@ async fn two_vaults() -> (TestApp, Client, [String; 2], [SocketClient; 2]) {
     let demo = app.demo_vault().await;
     let owner = app.login(OWNER).await;
     let other = owner.create_vault("Other").await;
-    let (_, mut in_demo) = joined(&app, VIEWER, &demo).await;
+    let (_, in_demo) = joined(&app, VIEWER, &demo).await;
     let mut in_other = app.socket(&owner).await;
     assert_eq!(in_other.join(&other).await["ok"], true);
     (app, owner, [demo, other], [in_demo, in_other])
@@ -284,7 +284,7 @@ async fn two_vaults() -> (TestApp, Client, [String; 2], [SocketClient; 2]) {
 
 #[tokio::test]
 async fn rooms_are_isolated_between_vaults() {
-    let (_app, owner, [demo, other], [mut in_demo, mut in_other]) = two_vaults().await;
+    let (_app, owner, [_, other], [mut in_demo, mut in_other]) = two_vaults().await;
     owner.add_source(&other, "only for other").await;
     assert_eq!(
         in_other.expect("source:created", SOON).await["vaultId"].as_str(),
