@@ -36,25 +36,22 @@ impl std::fmt::Display for Refusal {
 }
 
 pub fn register(state: &AppState) {
-    let for_mw = state.downgrade();
+    let weak = state.downgrade();
     let middleware = move |s: SocketRef| {
-        let state = for_mw.upgrade();
+        let state = weak.upgrade();
         async move {
-            match state {
-                Some(state) => handshake(&state, &s).await,
-                None => Err(Refusal("UNAVAILABLE")),
-            }
+            let Some(state) = state else {
+                return Err(Refusal("UNAVAILABLE"));
+            };
+            handshake(&state, &s).await?;
+            // socketioxide sends CONNECT before it runs the connect handler, and a client may
+            // emit the moment it reads CONNECT: an event that arrived before its handler was
+            // registered would be dropped. So the socket is set up here, in the middleware.
+            connected(&state, s);
+            Ok(())
         }
     };
-    let for_connect = state.downgrade();
-    let on_connect = move |s: SocketRef| {
-        let state = for_connect.upgrade();
-        async move {
-            if let Some(state) = state {
-                connected(&state, s);
-            }
-        }
-    };
+    let on_connect = |_: SocketRef| async {};
     state.io.ns("/", on_connect.with(middleware));
 }
 

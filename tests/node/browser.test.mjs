@@ -54,7 +54,9 @@ describe('the realtime page in Chromium', { skip, timeout: 300_000 }, () => {
       [text],
       { timeout },
     ).catch(async (err) => {
-      throw new Error(`status never became "${text}" (is "${await status(page).textContent()}"): ${err.message}`);
+      const log = await page.getByTestId('event-log').textContent().catch(() => '(none)');
+      throw new Error(`status never became "${text}" (is "${await status(page).textContent()}"): ${err.message}\n`
+        + `page event log: ${log}\nserver log:\n${server.logTail(20)}`);
     });
   }
 
