@@ -7,11 +7,13 @@ use poem::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use std::net::IpAddr;
 
 use super::extract::{CurrentUser, JsonBody};
 use crate::{
     domain::{dto, sessions, users},
     error::{AppError, Result},
+    settings::TrustedProxy,
     state::AppState,
 };
 
@@ -57,7 +59,10 @@ async fn login(
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response> {
     let email_key = format!("email:{}", body.email.trim().to_lowercase());
-    let ip_key = format!("ip:{}", client_ip(req));
+    let ip_key = format!(
+        "ip:{}",
+        client_ip(req, &state.settings.server.trusted_proxies)
+    );
     let keys = [email_key.clone(), ip_key];
     if let Some(retry_after_secs) = state.throttle.retry_after(&keys) {
         tracing::warn!(key = %keys[1], "login throttled");
@@ -118,9 +123,76 @@ fn cookie(state: &AppState, token: &str, max_age: u64) -> String {
     )
 }
 
-fn client_ip(req: &Request) -> String {
-    match req.remote_addr().as_socket_addr() {
-        Some(addr) => addr.ip().to_string(),
-        None => "unknown".into(),
+fn client_ip(req: &Request, trusted: &[TrustedProxy]) -> String {
+    let Some(peer) = req.remote_addr().as_socket_addr() else {
+        return "unknown".into();
+    };
+    let forwarded_for = req.headers().get_all("x-forwarded-for").iter();
+    let hops = forwarded_for.filter_map(|v| v.to_str().ok());
+    client_addr(peer.ip(), hops, trusted).to_string()
+}
+
+/// The client: the TCP peer, or, while that is a trusted proxy, the hop before it in
+/// `X-Forwarded-For`, read from the right. Hops left of the first untrusted one could be
+/// made up by the client, so they are never believed.
+fn client_addr<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a str>,
+    trusted: &[TrustedProxy],
+) -> IpAddr {
+    let hops: Vec<&str> = forwarded_for.flat_map(|v| v.split(',')).collect();
+    let mut client = peer.to_canonical();
+    for hop in hops.iter().rev() {
+        if !trusted.iter().any(|proxy| proxy.contains(&client)) {
+            break;
+        }
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => client = ip.to_canonical(),
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(peer: &str, forwarded_for: &[&str], trusted: &[&str]) -> String {
+        let trusted: Vec<TrustedProxy> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_addr(
+            peer.parse().unwrap(),
+            forwarded_for.iter().copied(),
+            &trusted,
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        assert_eq!(addr("203.0.113.9", &["198.51.100.1"], &[]), "203.0.113.9");
+        assert_eq!(
+            addr("203.0.113.9", &["198.51.100.1"], &["10.0.0.0/8"]),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = ["10.0.0.0/8", "192.0.2.7"];
+        let forged_then_real = ["1.1.1.1, 198.51.100.4", "192.0.2.7"];
+        assert_eq!(
+            addr("10.1.2.3", &forged_then_real, &trusted),
+            "198.51.100.4"
+        );
+        assert_eq!(
+            addr("::ffff:10.1.2.3", &["198.51.100.4"], &trusted),
+            "198.51.100.4"
+        );
+        // A hop that is no address stops the walk at the last proxy.
+        assert_eq!(
+            addr("10.1.2.3", &["198.51.100.4, junk"], &trusted),
+            "10.1.2.3"
+        );
     }
 }

@@ -157,6 +157,55 @@ async fn the_sixth_rapid_failure_is_rate_limited_with_retry_after() {
     );
 }
 
+/// Five failed logins, each for another unknown email, from `forwarded_for`.
+async fn fail_five_times_from(client: &Client, forwarded_for: &str) {
+    for i in 0..5 {
+        assert_eq!(
+            login_from(client, forwarded_for, &format!("nobody{i}@example.com")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+async fn login_from(client: &Client, forwarded_for: &str, email: &str) -> StatusCode {
+    client
+        .http
+        .post(format!("{}/api/auth/login", client.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": email, "password": "wrong-password" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]")]).await;
+    let client = app.client();
+    fail_five_times_from(&client, "203.0.113.7").await;
+    assert_eq!(
+        login_from(&client, "203.0.113.7", "someone@example.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not locked out.
+    assert_eq!(
+        login_from(&client, "203.0.113.8", "someone@example.com").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn without_a_trusted_proxy_forwarded_for_cannot_dodge_the_throttle() {
+    let app = spawn_app().await;
+    let client = app.client();
+    fail_five_times_from(&client, "203.0.113.7").await;
+    assert_eq!(
+        login_from(&client, "203.0.113.8", "someone@example.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test]
 async fn the_cookie_has_the_contract_attributes_and_a_fresh_token_per_login() {
     let app = spawn_app_with(&[("SYNCSCRIPT_SESSION__SECURE", "true")]).await;

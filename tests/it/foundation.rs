@@ -189,6 +189,11 @@ fn a_bad_value_is_refused_with_one_line_naming_the_key() {
         ("SYNCSCRIPT_SESSION__TTL", "soon", "session.ttl"),
         ("SYNCSCRIPT_DATABASE__URL", "mysql://x", "database.url"),
         ("SYNCSCRIPT_SERVER__PROT", "1", "prot"),
+        (
+            "SYNCSCRIPT_SERVER__TRUSTED_PROXIES",
+            "[\"10.0.0.0/99\"]",
+            "server.trusted_proxies",
+        ),
     ] {
         let err = Settings::load_from(empty.path(), vec![(key.into(), value.into())])
             .unwrap_err()
