@@ -47,7 +47,7 @@ pub fn register(state: &AppState) {
             // socketioxide sends CONNECT before it runs the connect handler, and a client may
             // emit the moment it reads CONNECT: an event that arrived before its handler was
             // registered would be dropped. So the socket is set up here, in the middleware.
-            connected(&state, s);
+            set_up(&state, s);
             Ok(())
         }
     };
@@ -93,7 +93,8 @@ async fn handshake(state: &AppState, s: &SocketRef) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn connected(state: &AppState, s: SocketRef) {
+/// An accepted socket's rooms, event handlers, disconnect bookkeeping and metrics.
+fn set_up(state: &AppState, s: SocketRef) {
     let Some(ctx) = s.extensions.get::<SocketCtx>() else {
         return;
     };

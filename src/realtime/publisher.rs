@@ -45,7 +45,8 @@ struct Pending {
     committed: Shared<oneshot::Receiver<()>>,
 }
 
-type Queues = Arc<DashMap<Uuid, mpsc::UnboundedSender<Pending>>>;
+type QueueMap = DashMap<Uuid, mpsc::UnboundedSender<Pending>>;
+type Queues = Arc<QueueMap>;
 
 pub struct SocketPublisher {
     fanout: Fanout,
@@ -108,11 +109,7 @@ impl SocketPublisher {
 }
 
 /// A vault's task. It holds the queue map weakly: it ends when the publisher is dropped too.
-async fn run(
-    fanout: Fanout,
-    queues: Weak<DashMap<Uuid, mpsc::UnboundedSender<Pending>>>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-) {
+async fn run(fanout: Fanout, queues: Weak<QueueMap>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     while let Some(pending) = rx.recv().await {
         if pending.committed.await.is_err() {
             continue;

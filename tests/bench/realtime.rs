@@ -969,14 +969,12 @@ fn print_tier_detail(t: &Tier) {
     println!("\n── tier {} sockets ──", t.n);
     let new = t.connect_lat.len() + t.connect_failures.values().sum::<usize>();
     println!(
-        "  connect: {} of {} new sockets in {:.2} s → {:.0} sockets/s; handshake p50 {} p99 {} max {}",
+        "  connect: {} of {} new sockets in {:.2} s → {} sockets/s; handshake {}",
         t.opened,
         new,
         t.connect_wall.as_secs_f64(),
-        t.opened as f64 / t.connect_wall.as_secs_f64().max(1e-9),
-        ms(pct(&t.connect_lat, 50.0)),
-        ms(pct(&t.connect_lat, 99.0)),
-        ms(pct(&t.connect_lat, 100.0)),
+        per_second(t.opened, t.connect_wall),
+        p50_p99_max(&t.connect_lat),
     );
     println!(
         "           handshake time histogram: {}",
@@ -990,13 +988,11 @@ fn print_tier_detail(t: &Tier) {
         println!("    connect failure ×{n}: {e}");
     }
     println!(
-        "  join:    {} acks ok in {:.2} s → {:.0} joins/s; ack p50 {} p99 {} max {}",
+        "  join:    {} acks ok in {:.2} s → {} joins/s; ack {}",
         t.join_ok,
         t.join_wall.as_secs_f64(),
-        t.join_ok as f64 / t.join_wall.as_secs_f64().max(1e-9),
-        ms(pct(&t.join_lat, 50.0)),
-        ms(pct(&t.join_lat, 99.0)),
-        ms(pct(&t.join_lat, 100.0)),
+        per_second(t.join_ok, t.join_wall),
+        p50_p99_max(&t.join_lat),
     );
     println!(
         "           join ack time histogram: {}",
@@ -1080,23 +1076,12 @@ fn print_table(tiers: &[Tier]) {
     ));
     rows.push((
         "connects / s".into(),
-        col(&|t| {
-            format!(
-                "{:.0}",
-                t.opened as f64 / t.connect_wall.as_secs_f64().max(1e-9)
-            )
-        }),
+        col(&|t| per_second(t.opened, t.connect_wall)),
         String::new(),
     ));
     rows.push((
         "handshake p50 / p99".into(),
-        col(&|t| {
-            format!(
-                "{:.1} / {:.1} ms",
-                ms_f(pct(&t.connect_lat, 50.0)),
-                ms_f(pct(&t.connect_lat, 99.0))
-            )
-        }),
+        col(&|t| p50_p99(&t.connect_lat)),
         String::new(),
     ));
     rows.push((
@@ -1106,23 +1091,12 @@ fn print_table(tiers: &[Tier]) {
     ));
     rows.push((
         "joins / s".into(),
-        col(&|t| {
-            format!(
-                "{:.0}",
-                t.join_ok as f64 / t.join_wall.as_secs_f64().max(1e-9)
-            )
-        }),
+        col(&|t| per_second(t.join_ok, t.join_wall)),
         String::new(),
     ));
     rows.push((
         "join ack p50 / p99".into(),
-        col(&|t| {
-            format!(
-                "{:.1} / {:.1} ms",
-                ms_f(pct(&t.join_lat, 50.0)),
-                ms_f(pct(&t.join_lat, 99.0))
-            )
-        }),
+        col(&|t| p50_p99(&t.join_lat)),
         String::new(),
     ));
     rows.push((
@@ -1170,24 +1144,12 @@ fn print_table(tiers: &[Tier]) {
     ));
     rows.push((
         "last socket p50 / p99".into(),
-        l(&|l| {
-            format!(
-                "{:.1} / {:.1} ms",
-                ms_f(pct(&l.last_socket, 50.0)),
-                ms_f(pct(&l.last_socket, 99.0))
-            )
-        }),
+        l(&|l| p50_p99(&l.last_socket)),
         String::new(),
     ));
     rows.push((
         "fan-out spread p50 / p99".into(),
-        l(&|l| {
-            format!(
-                "{:.1} / {:.1} ms",
-                ms_f(pct(&l.spread, 50.0)),
-                ms_f(pct(&l.spread, 99.0))
-            )
-        }),
+        l(&|l| p50_p99(&l.spread)),
         String::new(),
     ));
     rows.push((
@@ -1238,6 +1200,30 @@ fn print_table(tiers: &[Tier]) {
         }
         println!("| {goal}");
     }
+}
+
+/// "p50 / p99 ms" of sorted durations.
+fn p50_p99(sorted: &[Duration]) -> String {
+    format!(
+        "{:.1} / {:.1} ms",
+        ms_f(pct(sorted, 50.0)),
+        ms_f(pct(sorted, 99.0))
+    )
+}
+
+/// "p50 … p99 … max …" of sorted durations, for the per-tier detail.
+fn p50_p99_max(sorted: &[Duration]) -> String {
+    format!(
+        "p50 {} p99 {} max {}",
+        ms(pct(sorted, 50.0)),
+        ms(pct(sorted, 99.0)),
+        ms(pct(sorted, 100.0))
+    )
+}
+
+/// `count` per second of `wall`, rounded.
+fn per_second(count: usize, wall: Duration) -> String {
+    format!("{:.0}", count as f64 / wall.as_secs_f64().max(1e-9))
 }
 
 fn ms_f(d: Duration) -> f64 {
