@@ -43,11 +43,11 @@ pub fn register(state: &AppState) {
             let Some(state) = state else {
                 return Err(Refusal("UNAVAILABLE"));
             };
-            handshake(&state, &s).await?;
+            let ctx = handshake(&state, &s).await?;
             // socketioxide sends CONNECT before it runs the connect handler, and a client may
             // emit the moment it reads CONNECT: an event that arrived before its handler was
             // registered would be dropped. So the socket is set up here, in the middleware.
-            set_up(&state, s);
+            set_up(&state, s, ctx);
             Ok(())
         }
     };
@@ -55,7 +55,9 @@ pub fn register(state: &AppState) {
     state.io.ns("/", on_connect.with(middleware));
 }
 
-async fn handshake(state: &AppState, s: &SocketRef) -> Result<(), Refusal> {
+/// Checks the origin, the session cookie and the user's socket count; the accepted user's
+/// context comes back.
+async fn handshake(state: &AppState, s: &SocketRef) -> Result<SocketCtx, Refusal> {
     let headers = &s.req_parts().headers;
     let host = headers
         .get("host")
@@ -85,19 +87,16 @@ async fn handshake(state: &AppState, s: &SocketRef) -> Result<(), Refusal> {
         }
         *count += 1;
     }
-    s.extensions.insert(SocketCtx::new(SocketUser {
+    Ok(SocketCtx::new(SocketUser {
         user_id: user.user.id,
         name: user.user.name,
         session_id: user.session_id,
-    }));
-    Ok(())
+    }))
 }
 
-/// An accepted socket's rooms, event handlers, disconnect bookkeeping and metrics.
-fn set_up(state: &AppState, s: SocketRef) {
-    let Some(ctx) = s.extensions.get::<SocketCtx>() else {
-        return;
-    };
+/// An accepted socket's context, rooms, event handlers, disconnect bookkeeping and metrics.
+fn set_up(state: &AppState, s: SocketRef, ctx: SocketCtx) {
+    s.extensions.insert(ctx.clone());
     s.join([
         user_room(ctx.user.user_id),
         session_room(ctx.user.session_id),
