@@ -1,8 +1,12 @@
-//! Connecting to SQLite or PostgreSQL and applying migrations.
-use std::time::Duration;
+//! Connecting to SQLite or PostgreSQL, applying migrations, and opening write transactions.
+use std::{sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::settings::{DatabaseSettings, redact_url};
 
@@ -54,4 +58,37 @@ fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// Opens write transactions. SQLite allows one writer at a time: a write transaction starts
+/// with `BEGIN IMMEDIATE`, so it holds the write lock from its first statement (a deferred
+/// one that read first could fail with `SQLITE_BUSY_SNAPSHOT` when another connection
+/// committed meanwhile), and in-process writers queue at a gate instead of spinning in
+/// SQLite's busy handler. PostgreSQL needs neither: row locks order its writers.
+#[derive(Clone)]
+pub struct Writer {
+    db: DatabaseConnection,
+    gate: Option<Arc<Mutex<()>>>,
+}
+
+/// Held until the transaction has committed or rolled back.
+pub type WriterGuard = Option<OwnedMutexGuard<()>>;
+
+impl Writer {
+    pub fn new(db: DatabaseConnection) -> Self {
+        let gate = is_sqlite(&db).then(|| Arc::new(Mutex::new(())));
+        Self { db, gate }
+    }
+
+    pub async fn begin(&self) -> Result<(DatabaseTransaction, WriterGuard), sea_orm::DbErr> {
+        let Some(gate) = &self.gate else {
+            return Ok((self.db.begin().await?, None));
+        };
+        let guard = gate.clone().lock_owned().await;
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok((self.db.begin_with_options(options).await?, Some(guard)))
+    }
 }

@@ -1,5 +1,6 @@
 //! SyncScript Vault: shared vaults of sources with per-vault roles and real-time updates.
 pub mod api;
+pub mod bus;
 pub mod cli;
 pub mod db;
 pub mod domain;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod pages;
 pub mod realtime;
+pub mod security;
 pub mod seed;
 pub mod settings;
 pub mod startup;

@@ -107,6 +107,8 @@ pub struct RealtimeSettings {
     pub ws_max_frame_size: usize,
     pub ws_read_buffer_size: usize,
     pub max_buffer_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub stall_timeout: Duration,
     pub events_per_second: u32,
     pub max_sockets_per_user: usize,
     #[serde(with = "humantime_serde")]

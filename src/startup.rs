@@ -6,17 +6,17 @@ use poem::{EndpointExt, Route, Server, listener::TcpAcceptor};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     api::{self, health, throttle::LoginThrottle},
+    bus::Bus,
     db,
     domain::{passwords::Passwords, sessions, tx::TxFactory},
     metrics::Metrics,
     pages,
     realtime::{
-        self,
-        presence::Presence,
-        publisher::{Fanout, SocketPublisher, VaultLocks},
-        transport::SocketIoEndpoint,
+        self, limits::SocketLimits, link::Links, rooms::Rooms, transport::SocketIoEndpoint,
     },
     seed,
     settings::Settings,
@@ -28,6 +28,8 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     app: poem::endpoint::BoxEndpoint<'static>,
+    /// Stops the background tasks once the server has stopped.
+    stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +53,10 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
         }
-        Self::with_db(settings, listener, db, passwords)
+        Self::with_db(settings, listener, db, passwords).await
     }
 
-    fn with_db(
+    async fn with_db(
         settings: Settings,
         listener: TcpListener,
         db: DatabaseConnection,
@@ -63,35 +65,34 @@ impl Application {
         let addr = listener.local_addr()?;
         let (svc, io) = realtime::build(&settings.realtime);
         let metrics = Arc::new(Metrics::new());
-        let presence = Presence::new(io.clone(), settings.realtime.presence_interval);
-        let vault_locks = VaultLocks::default();
-        let publisher = SocketPublisher::new(Fanout {
-            io: io.clone(),
-            presence: presence.clone(),
-            locks: vault_locks.clone(),
-            metrics: metrics.clone(),
-        });
-        let throttle = LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window);
+        let (bus, heard) = Bus::start(&db).await?;
+        let links = Links::default();
+        let rooms = Rooms::new(
+            db.clone(),
+            settings.realtime.presence_interval,
+            metrics.clone(),
+        );
         let state = AppState::new(Inner {
-            tx: TxFactory::new(db.clone(), Arc::new(publisher)),
+            tx: TxFactory::new(db::Writer::new(db.clone()), bus),
+            throttle: LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window),
+            limits: SocketLimits::new(settings.realtime.max_sockets_per_user, metrics.clone()),
             settings,
             db,
             passwords,
-            throttle,
             io,
-            presence,
-            vault_locks,
-            socket_counts: Default::default(),
+            rooms,
+            links: links.clone(),
             metrics,
         });
-        realtime::attach(&state);
-        spawn_housekeeping(state.clone());
+        let stop = CancellationToken::new();
+        realtime::attach(&state, heard, stop.clone());
+        spawn_housekeeping(state.clone(), stop.clone());
         let app = Route::new()
             .at("/healthz", poem::get(health::healthz))
             .at("/readyz", poem::get(health::readyz))
             .at("/metrics", poem::get(health::metrics))
             .nest("/api", api::routes())
-            .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc))
+            .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc, links))
             .nest("/", pages::routes());
         let app = api::middleware(app, state.clone()).boxed();
         Ok(Self {
@@ -99,6 +100,7 @@ impl Application {
             addr,
             state,
             app,
+            stop,
         })
     }
 
@@ -120,6 +122,7 @@ impl Application {
             listener,
             state,
             app,
+            stop,
             ..
         } = self;
         let io = state.io.clone();
@@ -129,24 +132,31 @@ impl Application {
             tracing::info!("shutting down: closing sockets, finishing in-flight requests");
             io.close().await;
         };
-        Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+        let served = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
             .run_with_graceful_shutdown(app, signal, Some(timeout))
-            .await
+            .await;
+        stop.cancel();
+        served
     }
 }
 
 /// Periodic cleanup: expired sessions and stale login-throttle entries.
-fn spawn_housekeeping(state: AppState) {
+fn spawn_housekeeping(state: AppState, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.settings.session.cleanup_interval);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
             match sessions::purge_expired(&state.db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired sessions purged"),
                 Err(e) => tracing::warn!(error = %e, "session purge failed"),
             }
-            state.throttle.sweep();
+            if let Err(e) = state.throttle.sweep(&state.db).await {
+                tracing::warn!(error = %e, "login throttle sweep failed");
+            }
         }
     });
 }

@@ -9,7 +9,7 @@ use crate::{
     domain::{passwords::Passwords, sessions::Lifetimes, tx::TxFactory},
     error::Result,
     metrics::Metrics,
-    realtime::presence::Presence,
+    realtime::{limits::SocketLimits, link::Links, rooms::Rooms},
     settings::Settings,
 };
 
@@ -23,10 +23,9 @@ pub struct Inner {
     pub passwords: Passwords,
     pub throttle: LoginThrottle,
     pub io: SocketIo,
-    pub presence: Presence,
-    pub vault_locks: crate::realtime::publisher::VaultLocks,
-    /// Connected sockets per user, for `realtime.max_sockets_per_user`.
-    pub socket_counts: dashmap::DashMap<uuid::Uuid, usize>,
+    pub rooms: Rooms,
+    pub links: Links,
+    pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,
 }
 

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module per table, in the shape `sea-orm-cli generate entity` writes.
 //! Behaviour lives in the server's domain layer, not here.
 pub mod events;
+pub mod login_failures;
 pub mod memberships;
 pub mod prelude;
 pub mod sessions;

@@ -1,4 +1,5 @@
 pub use super::events::Entity as Events;
+pub use super::login_failures::Entity as LoginFailures;
 pub use super::memberships::Entity as Memberships;
 pub use super::sessions::Entity as Sessions;
 pub use super::sources::Entity as Sources;

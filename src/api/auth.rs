@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
 
-use super::extract::{CurrentUser, JsonBody};
+use super::{
+    extract::{CurrentUser, JsonBody},
+    throttle::Key,
+};
 use crate::{
     domain::{dto, sessions, users},
     error::{AppError, Result},
@@ -58,26 +61,23 @@ async fn login(
     state: Data<&AppState>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response> {
-    let email_key = format!("email:{}", body.email.trim().to_lowercase());
-    let ip_key = format!(
-        "ip:{}",
-        client_ip(req, &state.settings.server.trusted_proxies)
-    );
-    let keys = [email_key.clone(), ip_key];
-    if let Some(retry_after_secs) = state.throttle.retry_after(&keys) {
-        tracing::warn!(key = %keys[1], "login throttled");
+    let client = client_ip(req, &state.settings.server.trusted_proxies);
+    let mut keys = vec![Key::email(&body.email)];
+    keys.extend(client.map(Key::client));
+    if let Some(retry_after_secs) = state.throttle.retry_after(&state.db, &keys).await? {
+        tracing::warn!(client = ?client, "login throttled");
         return Err(AppError::RateLimited { retry_after_secs });
     }
     match users::check_credentials(&state.db, &state.passwords, &body.email, &body.password).await?
     {
         Some(user) => {
-            state.throttle.reset(&email_key);
+            state.throttle.reset(&state.db, &keys[0]).await?;
             tracing::info!(user_id = %user.id, "login");
             start_session(&state, &user, StatusCode::OK).await
         }
         None => {
-            state.throttle.record_failure(&keys);
-            tracing::info!(key = %keys[1], "login failed");
+            state.throttle.record_failure(&state.db, &keys).await?;
+            tracing::info!(client = ?client, "login failed");
             Err(AppError::Unauthorized("Invalid email or password"))
         }
     }
@@ -85,8 +85,10 @@ async fn login(
 
 #[handler]
 async fn logout(state: Data<&AppState>, user: CurrentUser) -> Result<Response> {
-    sessions::delete(&state.db, user.session_id).await?;
-    crate::realtime::disconnect_session(&state, user.session_id).await;
+    let mut tx = state.begin().await?;
+    sessions::delete(&*tx, user.session_id).await?;
+    tx.end_session(user.session_id);
+    tx.commit().await?;
     tracing::info!(user_id = %user.user.id, "logout");
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -106,7 +108,7 @@ async fn start_session(
     status: StatusCode,
 ) -> Result<Response> {
     let (token, _) = sessions::create(&state.db, user.id, state.lifetimes()).await?;
-    let max_age = state.settings.session.ttl.as_secs();
+    let max_age = state.lifetimes().cookie_max_age();
     Ok(Response::builder()
         .status(status)
         .header("set-cookie", cookie(state, &token, max_age))
@@ -123,13 +125,11 @@ fn cookie(state: &AppState, token: &str, max_age: u64) -> String {
     )
 }
 
-fn client_ip(req: &Request, trusted: &[TrustedProxy]) -> String {
-    let Some(peer) = req.remote_addr().as_socket_addr() else {
-        return "unknown".into();
-    };
+fn client_ip(req: &Request, trusted: &[TrustedProxy]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?;
     let forwarded_for = req.headers().get_all("x-forwarded-for").iter();
     let hops = forwarded_for.filter_map(|v| v.to_str().ok());
-    client_addr(peer.ip(), hops, trusted).to_string()
+    Some(client_addr(peer.ip(), hops, trusted))
 }
 
 /// The client: the TCP peer, or, while that is a trusted proxy, the hop before it in

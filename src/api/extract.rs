@@ -4,54 +4,13 @@ use poem::{FromRequest, Request, RequestBody};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+pub use crate::security::CurrentUser;
 use crate::{
-    domain::{Actor, dto, input, sessions},
+    domain::input,
     error::{AppError, Result},
+    security::authenticate,
     state::AppState,
 };
-
-/// An authenticated caller.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    pub user: dto::User,
-    pub session_id: Uuid,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl CurrentUser {
-    pub fn actor(&self) -> Actor {
-        Actor {
-            user_id: self.user.id,
-            user_name: self.user.name.clone(),
-        }
-    }
-}
-
-/// The session check shared by HTTP and the Socket.IO handshake: cookie header in, user out.
-pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<CurrentUser> {
-    let token = session_token(headers, &state.settings.session.cookie_name)
-        .ok_or(AppError::Unauthorized("Authentication required"))?;
-    let (session, user) = sessions::authenticate(&state.db, &token, state.lifetimes())
-        .await?
-        .ok_or(AppError::Unauthorized("Session expired or revoked"))?;
-    Ok(CurrentUser {
-        user: dto::User::from(&user),
-        session_id: session.id,
-        expires_at: session.expires_at,
-    })
-}
-
-/// The session token from any `Cookie` header.
-pub fn session_token(headers: &http::HeaderMap, cookie_name: &str) -> Option<String> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == cookie_name && !value.is_empty())
-        .map(|(_, value)| value.to_string())
-}
 
 fn state(req: &Request) -> &AppState {
     req.data::<AppState>()

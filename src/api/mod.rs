@@ -15,7 +15,7 @@ use std::time::Instant;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::StatusCode};
 use tracing::Instrument;
 
-use crate::{error::AppError, state::AppState};
+use crate::{error::AppError, security::origins_allowed, state::AppState};
 
 pub fn routes() -> Route {
     let route = Route::new().at("/openapi.json", poem::get(openapi::document));
@@ -72,38 +72,12 @@ async fn origin_guard<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem:
     // The Socket.IO handshake checks the same rule itself, to answer with a `connect_error`.
     let socket = req.uri().path().starts_with("/socket.io/");
     if let Some(state) = req.data::<AppState>().filter(|_| !socket)
-        && !origin_allowed(&req, &state.settings.server.allowed_origins)
+        && !origins_allowed(req.headers(), &state.settings.server.allowed_origins)
     {
         tracing::warn!(origin = ?req.headers().get_all("origin").iter().collect::<Vec<_>>(), "foreign origin refused");
         return Ok(AppError::Forbidden("Origin not allowed").into_response());
     }
     ep.call(req).await.map(IntoResponse::into_response)
-}
-
-pub fn origin_allowed(req: &Request, allowed: &[String]) -> bool {
-    let host = req.header("host").unwrap_or_default();
-    check_origins(
-        req.headers()
-            .get_all("origin")
-            .iter()
-            .map(|v| v.to_str().unwrap_or("\u{0}")),
-        host,
-        allowed,
-    )
-}
-
-/// Every `Origin` given must be `http(s)://<Host>` or listed; none given passes.
-pub fn check_origins<'a>(
-    origins: impl Iterator<Item = &'a str>,
-    host: &str,
-    allowed: &[String],
-) -> bool {
-    origins.into_iter().all(|origin| {
-        let own = !host.is_empty()
-            && (origin.strip_prefix("http://") == Some(host)
-                || origin.strip_prefix("https://") == Some(host));
-        own || allowed.iter().any(|a| a == origin)
-    })
 }
 
 /// Any error as the contract's JSON. Errors we built keep their body; poem's own (unknown

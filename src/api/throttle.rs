@@ -1,67 +1,116 @@
-//! Login brute-force protection: failures counted per account and per client address within a
-//! sliding window. In-process; each node counts its own.
-use std::{
-    collections::VecDeque,
-    time::{Duration, Instant},
-};
+//! Login brute-force protection: failures counted per account and per client network within a
+//! sliding window, in the database, so every node of a service counts the same failures.
+//! Keys are hashes of fixed length, whatever the client sent; an IPv6 client counts per /64,
+//! since it can take any address of its network.
+use std::{net::IpAddr, time::Duration};
 
-use dashmap::DashMap;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{domain::now, error::Result};
+use entities::login_failures;
 
 pub struct LoginThrottle {
-    max_failures: usize,
+    max_failures: u32,
     window: Duration,
-    failures: DashMap<String, VecDeque<Instant>>,
+}
+
+/// A throttled identity: an account or a client network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(String);
+
+impl Key {
+    pub fn email(email: &str) -> Self {
+        Self::hashed("email", &email.trim().to_lowercase())
+    }
+
+    pub fn client(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self::hashed("ip", &v4.to_string()),
+            IpAddr::V6(v6) => {
+                let net = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc());
+                Self::hashed("ip6", &net.map_or(v6.to_string(), |n| n.to_string()))
+            }
+        }
+    }
+
+    fn hashed(kind: &str, value: &str) -> Self {
+        Self(hex::encode(Sha256::digest(format!("{kind}:{value}"))))
+    }
 }
 
 impl LoginThrottle {
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
-            max_failures: max_failures as usize,
+            max_failures,
             window,
-            failures: DashMap::new(),
         }
     }
 
-    /// Seconds to wait if any of the keys is locked out.
-    pub fn retry_after(&self, keys: &[String]) -> Option<u64> {
-        let now = Instant::now();
-        keys.iter()
-            .filter_map(|key| {
-                let mut entry = self.failures.get_mut(key)?;
-                entry.retain(|t| now.duration_since(*t) < self.window);
-                (entry.len() >= self.max_failures)
-                    .then(|| {
-                        entry
-                            .front()
-                            .map(|first| (self.window - now.duration_since(*first)).as_secs() + 1)
-                    })
-                    .flatten()
-            })
-            .max()
+    fn window_start(&self) -> chrono::DateTime<chrono::Utc> {
+        now() - chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::days(1))
     }
 
-    pub fn record_failure(&self, keys: &[String]) {
-        let now = Instant::now();
+    /// Seconds to wait if any of the keys is locked out: until the oldest of its last
+    /// `max_failures` failures leaves the window.
+    pub async fn retry_after(
+        &self,
+        db: &impl ConnectionTrait,
+        keys: &[Key],
+    ) -> Result<Option<u64>> {
+        let mut wait = None;
         for key in keys {
-            let mut entry = self.failures.entry(key.clone()).or_default();
-            entry.push_back(now);
-            while entry.len() > self.max_failures {
-                entry.pop_front();
+            let recent: Vec<chrono::DateTime<chrono::Utc>> = login_failures::Entity::find()
+                .select_only()
+                .column(login_failures::Column::FailedAt)
+                .filter(login_failures::Column::Key.eq(&key.0))
+                .filter(login_failures::Column::FailedAt.gt(self.window_start()))
+                .order_by_desc(login_failures::Column::FailedAt)
+                .limit(u64::from(self.max_failures))
+                .into_tuple()
+                .all(db)
+                .await?;
+            if recent.len() as u64 >= u64::from(self.max_failures)
+                && let Some(oldest) = recent.last()
+            {
+                let left = (*oldest - self.window_start()).num_seconds().max(0) as u64 + 1;
+                wait = wait.max(Some(left));
             }
         }
+        Ok(wait)
     }
 
-    pub fn reset(&self, key: &str) {
-        self.failures.remove(key);
-    }
-
-    /// Drops entries whose failures have all aged out.
-    pub fn sweep(&self) {
-        let now = Instant::now();
-        self.failures.retain(|_, v| {
-            v.back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
+    pub async fn record_failure(&self, db: &impl ConnectionTrait, keys: &[Key]) -> Result<()> {
+        let at = now();
+        let rows = keys.iter().map(|key| login_failures::ActiveModel {
+            id: Set(uuid::Uuid::new_v4()),
+            key: Set(key.0.clone()),
+            failed_at: Set(at),
         });
+        login_failures::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn reset(&self, db: &impl ConnectionTrait, key: &Key) -> Result<()> {
+        login_failures::Entity::delete_many()
+            .filter(login_failures::Column::Key.eq(&key.0))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops failures that have left the window; returns how many.
+    pub async fn sweep(&self, db: &impl ConnectionTrait) -> Result<u64> {
+        let res = login_failures::Entity::delete_many()
+            .filter(login_failures::Column::FailedAt.lte(self.window_start()))
+            .exec(db)
+            .await?;
+        Ok(res.rows_affected)
     }
 }
 
@@ -70,16 +119,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sixth_attempt_is_refused_and_a_reset_clears_the_account() {
-        let t = LoginThrottle::new(5, Duration::from_secs(900));
-        let keys = ["email:a".to_string(), "ip:1".to_string()];
-        for _ in 0..5 {
-            assert_eq!(t.retry_after(&keys), None);
-            t.record_failure(&keys);
-        }
-        assert!(t.retry_after(&keys).is_some_and(|s| s > 0 && s <= 901));
-        t.reset("email:a");
-        assert!(t.retry_after(&keys[..1]).is_none());
-        assert!(t.retry_after(&keys[1..]).is_some());
+    fn keys_have_one_length_and_ipv6_counts_per_64() {
+        let huge = "a".repeat(1 << 20);
+        assert_eq!(Key::email(&huge).0.len(), 64);
+        assert_eq!(
+            Key::email(" Ann@Example.com "),
+            Key::email("ann@example.com")
+        );
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Key::client(one), Key::client(same_net));
+        assert_ne!(Key::client(one), Key::client(other_net));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            Key::client(mapped),
+            Key::client("192.0.2.1".parse().unwrap())
+        );
     }
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::Role;
 use crate::error::{AppError, Result};
-use entities::memberships;
+use entities::{memberships, vaults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -31,6 +31,20 @@ pub async fn role_of(
         .one(db)
         .await?
         .map(|m| m.role))
+}
+
+/// The caller's role and the vault's latest `seq`, read in one query (one snapshot): what a
+/// socket joining the vault may see, as of which event.
+pub async fn role_and_latest(
+    db: &impl ConnectionTrait,
+    vault_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<(Role, i64)>> {
+    let found = memberships::Entity::find_by_id((vault_id, user_id))
+        .find_also_related(vaults::Entity)
+        .one(db)
+        .await?;
+    Ok(found.and_then(|(m, v)| v.map(|v| (m.role, v.last_seq))))
 }
 
 /// The caller's role if it may perform `action`; `NOT_FOUND` for non-members, `FORBIDDEN`

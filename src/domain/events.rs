@@ -1,60 +1,110 @@
 //! Vault events: appended to the vault's log inside the mutation's transaction with the next
-//! `seq`, and handed to a [`Publisher`] after commit. Log entries and broadcasts are the same
-//! JSON objects (CONTRACT §6).
+//! `seq`, and announced by that transaction (see [`super::tx`]). Log entries and broadcasts
+//! are the same JSON objects (CONTRACT §6); a broadcast is serialized once, when it is made.
+use std::sync::Arc;
+
 use sea_orm::{
     ActiveValue::Set,
     ConnectionTrait, EntityTrait,
     prelude::Expr,
     sea_query::{ExprTrait, Query},
 };
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use serde_json::{Value, json, value::RawValue};
 use uuid::Uuid;
 
 use super::{Actor, Role, Tx, now, role_name};
 use crate::error::{AppError, Result};
 use entities::{events, vaults};
 
-#[derive(Debug, Clone, PartialEq)]
+/// The events of CONTRACT §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    SourceCreated,
+    SourceUpdated,
+    SourceDeleted,
+    MemberAdded,
+    MemberUpdated,
+    MemberRemoved,
+    VaultUpdated,
+    VaultDeleted,
+}
+
+const KINDS: [(EventKind, &str); 8] = [
+    (EventKind::SourceCreated, "source:created"),
+    (EventKind::SourceUpdated, "source:updated"),
+    (EventKind::SourceDeleted, "source:deleted"),
+    (EventKind::MemberAdded, "member:added"),
+    (EventKind::MemberUpdated, "member:updated"),
+    (EventKind::MemberRemoved, "member:removed"),
+    (EventKind::VaultUpdated, "vault:updated"),
+    (EventKind::VaultDeleted, "vault:deleted"),
+];
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+    }
+
+    /// The events a client may never send (CONTRACT §7 "Server-only events").
+    pub fn is_source_event(name: &str) -> bool {
+        matches!(
+            Self::parse(name),
+            Some(Self::SourceCreated | Self::SourceUpdated | Self::SourceDeleted)
+        )
+    }
+}
+
+/// One committed (or committing) change of a vault.
+#[derive(Debug, Clone)]
 pub struct Event {
     pub vault_id: Uuid,
     pub seq: i64,
-    pub kind: &'static str,
-    /// The full broadcast object: `{vaultId, seq, …, actor, timestamp}`.
-    pub payload: Value,
+    pub kind: EventKind,
+    /// For `member:*`: the member's user id, so revocation needs no look into the payload.
+    pub member: Option<Uuid>,
+    /// The broadcast object `{vaultId, seq, …, actor, timestamp}`, serialized once.
+    pub payload: Arc<RawValue>,
 }
 
-/// Receives committed events. The real-time layer implements it.
-pub trait Publisher: Send + Sync + 'static {
-    /// Queues events of a transaction about to commit; they are sent once the ticket is
-    /// confirmed and dropped if it is not.
-    fn reserve(&self, events: Vec<Event>) -> Ticket;
-}
-
-pub struct Ticket(Option<oneshot::Sender<()>>);
-
-impl Ticket {
-    pub fn new(tx: oneshot::Sender<()>) -> Self {
-        Self(Some(tx))
-    }
-    pub fn confirm(mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
+impl Event {
+    /// An event as it was logged.
+    pub fn from_log(model: events::Model) -> Option<Self> {
+        let kind = EventKind::parse(&model.event_type)?;
+        let member = model.payload["member"]["userId"]
+            .as_str()
+            .and_then(|id| id.parse().ok());
+        Some(Self {
+            vault_id: model.vault_id,
+            seq: model.seq,
+            kind,
+            member,
+            payload: raw(&model.payload),
+        })
     }
 }
 
-/// A publisher that drops everything (for `migrate` and other commands with no sockets).
-pub struct NoPublisher;
+pub fn raw(value: &Value) -> Arc<RawValue> {
+    // A `Value` always serializes to valid JSON.
+    Arc::from(RawValue::from_string(value.to_string()).expect("valid JSON"))
+}
 
-impl Publisher for NoPublisher {
-    fn reserve(&self, _: Vec<Event>) -> Ticket {
-        Ticket(None)
-    }
+/// What a committed transaction announces to every node.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Event(Event),
+    /// A session was deleted (logout): its sockets are disconnected wherever they are.
+    SessionEnded(Uuid),
 }
 
 /// Takes the next `seq` of a vault. The `UPDATE` locks the vault row until commit, which
-/// serializes writers per vault on PostgreSQL; on a rollback the number is given back.
+/// serializes writers per vault (and so orders their commits); a rollback gives it back.
 pub async fn next_seq(tx: &Tx, vault_id: Uuid) -> Result<i64> {
     let mut update = Query::update();
     update
@@ -72,16 +122,41 @@ pub async fn next_seq(tx: &Tx, vault_id: Uuid) -> Result<i64> {
     }
 }
 
-/// Builds an event, records it for publishing and (unless the vault is being deleted)
+/// What an event is about, besides its kind: the member for `member:*` events and the
+/// kind-specific fields of the payload (`source`, `member`, `vault`, `sourceId`).
+pub struct Change {
+    kind: EventKind,
+    member: Option<Uuid>,
+    fields: Value,
+}
+
+impl Change {
+    pub fn new(kind: EventKind, fields: Value) -> Self {
+        Self {
+            kind,
+            member: None,
+            fields,
+        }
+    }
+
+    pub fn of_member(kind: EventKind, member: &super::dto::Member) -> Self {
+        Self {
+            kind,
+            member: Some(member.user_id),
+            fields: json!({ "member": member }),
+        }
+    }
+}
+
+/// Builds an event, records it for announcing and (unless the vault is being deleted)
 /// appends it to the log in the same transaction.
 pub async fn append(
     tx: &mut Tx,
     vault_id: Uuid,
     seq: i64,
-    kind: &'static str,
     actor: &Actor,
     role: Role,
-    fields: Value,
+    change: Change,
 ) -> Result<()> {
     let timestamp = now();
     let mut payload = json!({
@@ -90,16 +165,17 @@ pub async fn append(
         "actor": { "userId": actor.user_id, "userName": actor.user_name, "role": role_name(role) },
         "timestamp": timestamp,
     });
-    if let (Some(obj), Value::Object(extra)) = (payload.as_object_mut(), fields) {
+    if let (Some(obj), Value::Object(extra)) = (payload.as_object_mut(), change.fields) {
         obj.extend(extra);
     }
-    if kind != "vault:deleted" {
+    let raw = raw(&payload);
+    if change.kind != EventKind::VaultDeleted {
         events::Entity::insert(events::ActiveModel {
             vault_id: Set(vault_id),
             seq: Set(seq),
-            event_type: Set(kind.to_string()),
+            event_type: Set(change.kind.name().to_string()),
             actor_id: Set(Some(actor.user_id)),
-            payload: Set(payload.clone()),
+            payload: Set(payload),
             created_at: Set(timestamp),
         })
         .exec_without_returning(&**tx)
@@ -108,8 +184,9 @@ pub async fn append(
     tx.record(Event {
         vault_id,
         seq,
-        kind,
-        payload,
+        kind: change.kind,
+        member: change.member,
+        payload: raw,
     });
     Ok(())
 }
@@ -131,33 +208,42 @@ pub async fn list(
     since: i64,
     limit: u64,
 ) -> Result<(Vec<Value>, i64)> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
     super::access::require(db, vault_id, actor.user_id, super::access::Action::Read).await?;
     let latest = super::vaults::find(db, vault_id).await?.last_seq;
-    let rows = events::Entity::find()
-        .filter(events::Column::VaultId.eq(vault_id))
-        .filter(events::Column::Seq.gt(since))
-        .order_by_asc(events::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await?;
+    let rows = page(db, vault_id, since, i64::MAX, limit).await?;
     Ok((rows.into_iter().map(log_entry).collect(), latest))
 }
 
-/// The logged events with `since < seq <= latest`, oldest first, for a socket that rejoins. The
-/// caller has checked membership; each payload is the broadcast object as it went out.
-pub async fn replay(
+/// Up to `limit` logged events with `after < seq <= upto`, oldest first. Callers that
+/// replay to sockets page through a range with this, so no range is ever held whole.
+pub async fn page(
     db: &impl ConnectionTrait,
     vault_id: Uuid,
-    since: i64,
-    latest: i64,
+    after: i64,
+    upto: i64,
+    limit: u64,
 ) -> Result<Vec<events::Model>> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
     Ok(events::Entity::find()
         .filter(events::Column::VaultId.eq(vault_id))
-        .filter(events::Column::Seq.gt(since))
-        .filter(events::Column::Seq.lte(latest))
+        .filter(events::Column::Seq.gt(after))
+        .filter(events::Column::Seq.lte(upto))
         .order_by_asc(events::Column::Seq)
+        .limit(limit)
         .all(db)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_name_that_parses_back() {
+        for (kind, name) in KINDS {
+            assert_eq!(kind.name(), name);
+            assert_eq!(EventKind::parse(name), Some(kind));
+        }
+        assert_eq!(EventKind::parse("vault:joined"), None);
+    }
 }

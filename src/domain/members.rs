@@ -4,13 +4,14 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, SqlErr, prelude::Expr,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     Actor, Role,
     access::{self, Action},
-    dto, events, input, now,
+    dto,
+    events::{self, EventKind},
+    input, now,
 };
 use crate::error::{AppError, Result};
 use entities::{memberships, users};
@@ -85,16 +86,8 @@ pub async fn add(
         });
     }
     let member = dto::Member::new(&user, role, joined_at);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "member:added",
-        actor,
-        actor_role,
-        json!({ "member": member }),
-    )
-    .await?;
+    let change = events::Change::of_member(EventKind::MemberAdded, &member);
+    events::append(tx, vault_id, seq, actor, actor_role, change).await?;
     Ok(member)
 }
 
@@ -118,16 +111,8 @@ pub async fn change_role(
         .exec(&**tx)
         .await?;
     let member = dto::Member::new(&user, role, membership.joined_at);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "member:updated",
-        actor,
-        actor_role,
-        json!({ "member": member }),
-    )
-    .await?;
+    let change = events::Change::of_member(EventKind::MemberUpdated, &member);
+    events::append(tx, vault_id, seq, actor, actor_role, change).await?;
     Ok(member)
 }
 
@@ -153,16 +138,8 @@ pub async fn remove(
         .exec(&**tx)
         .await?;
     let member = dto::Member::new(&user, membership.role, membership.joined_at);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "member:removed",
-        actor,
-        actor_role,
-        json!({ "member": member }),
-    )
-    .await?;
+    let change = events::Change::of_member(EventKind::MemberRemoved, &member);
+    events::append(tx, vault_id, seq, actor, actor_role, change).await?;
     Ok(member)
 }
 

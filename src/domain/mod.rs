@@ -17,7 +17,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 pub use entities::memberships::Role;
-pub use events::{Event, Publisher};
+pub use events::{Event, EventKind, Notice};
 pub use tx::Tx;
 
 /// Who is acting: taken from the session, never from the request body.

@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, prelude::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    prelude::Expr,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -21,6 +22,19 @@ pub struct Lifetimes {
 }
 
 impl Lifetimes {
+    /// A tenth of the sliding lifetime, at most a minute: a session in use never comes
+    /// closer than that to its expiry.
+    fn renew_every(&self) -> chrono::Duration {
+        let tenth = chrono::Duration::from_std(self.ttl / 10).unwrap_or(chrono::Duration::MAX);
+        tenth.min(chrono::Duration::seconds(60))
+    }
+
+    /// How long the session cookie is kept: as long as the session can possibly live. The
+    /// server enforces the sliding expiry; the browser only has to keep the cookie that long.
+    pub fn cookie_max_age(&self) -> u64 {
+        self.absolute.as_secs()
+    }
+
     fn expiry(&self, created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
         let sliding =
             now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(7));
@@ -65,8 +79,8 @@ pub async fn create(
     Ok((token, model))
 }
 
-/// The live session and its user for a raw token, renewing the expiry at most once a minute
-/// (so reads do not turn every request into a write).
+/// The live session and its user for a raw token. The expiry slides with use, but is written
+/// at most once per [`Lifetimes::renew_every`], so reads do not turn every request into a write.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     token: &str,
@@ -84,7 +98,7 @@ pub async fn authenticate(
     if session.expires_at <= at {
         return Ok(None);
     }
-    if at - session.last_seen_at > chrono::Duration::seconds(60) {
+    if at - session.last_seen_at >= life.renew_every() {
         let expires_at = life.expiry(session.created_at, at);
         sessions::Entity::update_many()
             .col_expr(sessions::Column::ExpiresAt, Expr::value(expires_at))
@@ -112,22 +126,31 @@ pub async fn purge_expired(db: &impl ConnectionTrait) -> Result<u64> {
     Ok(res.rows_affected)
 }
 
-/// Of the given session ids, those that are no longer valid (deleted or expired).
+/// Of the given session ids, those that are no longer valid (deleted or expired). The ids are
+/// looked up in chunks: a single `IN (…)` would pass SQLite's 32,766 or PostgreSQL's 65,535
+/// bind parameters once that many sessions are connected.
 pub async fn dead_among(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    const CHUNK: usize = 1000;
+    let mut alive = std::collections::HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let found = sessions::Entity::find()
+            .select_only()
+            .column(sessions::Column::Id)
+            .filter(sessions::Column::Id.is_in(chunk.iter().copied()))
+            .filter(sessions::Column::ExpiresAt.gt(now()))
+            .into_tuple::<Uuid>()
+            .all(db)
+            .await?;
+        alive.extend(found);
     }
-    let alive: Vec<Uuid> = sessions::Entity::find()
-        .filter(sessions::Column::Id.is_in(ids.iter().copied()))
-        .filter(sessions::Column::ExpiresAt.gt(now()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
     Ok(ids
         .iter()
         .copied()
         .filter(|id| !alive.contains(id))
         .collect())
+}
+
+/// Whether a session still exists and has not expired.
+pub async fn is_alive(db: &impl ConnectionTrait, session_id: Uuid) -> Result<bool> {
+    Ok(dead_among(db, &[session_id]).await?.is_empty())
 }

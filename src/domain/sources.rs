@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::{
     Actor,
     access::{self, Action},
-    dto, events, input, now,
+    dto,
+    events::{self, EventKind},
+    input, now,
 };
 use crate::error::{AppError, Result};
 use entities::sources;
@@ -167,16 +169,8 @@ pub async fn create(
     .exec_without_returning(&**tx)
     .await?;
     let source = dto::Source::from(&model);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "source:created",
-        actor,
-        role,
-        json!({ "source": source }),
-    )
-    .await?;
+    let change = events::Change::new(EventKind::SourceCreated, json!({ "source": source }));
+    events::append(tx, vault_id, seq, actor, role, change).await?;
     Ok(source)
 }
 
@@ -208,16 +202,8 @@ pub async fn update(
         .exec(&**tx)
         .await?;
     let source = dto::Source::from(&find(&**tx, source_id).await?);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "source:updated",
-        actor,
-        role,
-        json!({ "source": source }),
-    )
-    .await?;
+    let change = events::Change::new(EventKind::SourceUpdated, json!({ "source": source }));
+    events::append(tx, vault_id, seq, actor, role, change).await?;
     Ok(source)
 }
 
@@ -226,16 +212,8 @@ pub async fn delete(tx: &mut super::Tx, actor: &Actor, source_id: Uuid) -> Resul
     let (current, seq, role) = lock_for_write(tx, actor, source_id).await?;
     let (vault_id, gone) = (current.vault_id, dto::Source::from(&current));
     sources::Entity::delete_by_id(source_id).exec(&**tx).await?;
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "source:deleted",
-        actor,
-        role,
-        json!({ "sourceId": source_id }),
-    )
-    .await?;
+    let change = events::Change::new(EventKind::SourceDeleted, json!({ "sourceId": source_id }));
+    events::append(tx, vault_id, seq, actor, role, change).await?;
     Ok(gone)
 }
 

@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::{
     Actor, Role,
     access::{self, Action},
-    dto, events, input, now, role_name,
+    dto,
+    events::{self, EventKind},
+    input, now, role_name,
 };
 use crate::error::{AppError, Result};
 use entities::{memberships, vaults};
@@ -137,23 +139,16 @@ pub async fn update(
         .exec(&**tx)
         .await?;
     let vault = dto::Vault::from(&find(&**tx, vault_id).await?);
-    events::append(
-        tx,
-        vault_id,
-        seq,
-        "vault:updated",
-        actor,
-        role,
-        json!({ "vault": vault }),
-    )
-    .await?;
+    let change = events::Change::new(EventKind::VaultUpdated, json!({ "vault": vault }));
+    events::append(tx, vault_id, seq, actor, role, change).await?;
     Ok(vault)
 }
 
 pub async fn delete(tx: &mut super::Tx, actor: &Actor, vault_id: Uuid) -> Result<()> {
     let seq = events::next_seq(tx, vault_id).await?;
     let role = access::require(&**tx, vault_id, actor.user_id, Action::ManageVault).await?;
-    events::append(tx, vault_id, seq, "vault:deleted", actor, role, json!({})).await?;
+    let change = events::Change::new(EventKind::VaultDeleted, json!({}));
+    events::append(tx, vault_id, seq, actor, role, change).await?;
     vaults::Entity::delete_by_id(vault_id).exec(&**tx).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use poem::{
     web::{Data, Path, Redirect},
 };
 
-use crate::{api::extract::authenticate, state::AppState};
+use crate::{security::authenticate, state::AppState};
 
 #[derive(rust_embed::Embed)]
 #[folder = "src/pages/assets/"]

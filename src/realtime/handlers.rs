@@ -1,27 +1,22 @@
-//! Socket.IO handlers: the authenticated handshake, `vault:join` / `vault:leave`, and the
-//! source mutations, which run through the same domain functions and transaction as REST.
-use serde::Deserialize;
+//! Socket.IO handlers: the authenticated handshake, one dispatcher for every client event,
+//! and the disconnect.
 use serde_json::{Value, json};
 use socketioxide::{
+    SendError, SocketError,
     extract::{AckSender, Event, SocketRef, TryData},
     handler::ConnectHandler,
 };
-use uuid::Uuid;
 
 use super::{
     context::{HasAck, RateVerdict, SocketCtx, SocketUser},
+    join::{join, leave},
+    link::Link,
     mutations::{create_source, delete_source, update_source},
-    presence::PresenceUser,
-    session_room, user_room, vault_room,
 };
 use crate::{
-    api::{check_origins, extract::authenticate},
-    domain::{
-        access, events,
-        input::{self, from_json},
-        role_name, vaults,
-    },
-    error::{AppError, Result},
+    domain::EventKind,
+    error::AppError,
+    security::{authenticate, origins_allowed},
     state::AppState,
 };
 
@@ -56,18 +51,11 @@ pub fn register(state: &AppState) {
 }
 
 /// Checks the origin, the session cookie and the user's socket count; the accepted user's
-/// context comes back.
+/// context comes back. Its slot is held by the context, which lives in the socket: a
+/// connection that dies before socketioxide calls any handler of ours frees it all the same.
 async fn handshake(state: &AppState, s: &SocketRef) -> Result<SocketCtx, Refusal> {
     let headers = &s.req_parts().headers;
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let origins = headers
-        .get_all("origin")
-        .iter()
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    if !check_origins(origins, host, &state.settings.server.allowed_origins) {
+    if !origins_allowed(headers, &state.settings.server.allowed_origins) {
         tracing::warn!(sid = %s.id, "socket handshake from a foreign origin refused");
         return Err(Refusal("FORBIDDEN"));
     }
@@ -79,30 +67,28 @@ async fn handshake(state: &AppState, s: &SocketRef) -> Result<SocketCtx, Refusal
             Refusal("INTERNAL")
         }
     })?;
-    {
-        let mut count = state.socket_counts.entry(user.user.id).or_insert(0);
-        if *count >= state.settings.realtime.max_sockets_per_user {
-            tracing::warn!(user_id = %user.user.id, "too many sockets for one user");
-            return Err(Refusal("TOO_MANY_CONNECTIONS"));
-        }
-        *count += 1;
-    }
-    Ok(SocketCtx::new(SocketUser {
+    let Some(slot) = state.limits.take(user.user.id) else {
+        tracing::warn!(user_id = %user.user.id, "too many sockets for one user");
+        return Err(Refusal("TOO_MANY_CONNECTIONS"));
+    };
+    let offered = s
+        .req_parts()
+        .extensions
+        .get::<std::sync::Arc<Link>>()
+        .cloned();
+    let link = state.links.register(s.id, offered);
+    let user = SocketUser {
         user_id: user.user.id,
         name: user.user.name,
         session_id: user.session_id,
-    }))
+    };
+    Ok(SocketCtx::new(user, link, slot))
 }
 
-/// An accepted socket's context, rooms, event handlers, disconnect bookkeeping and metrics.
+/// An accepted socket's context, event handlers and disconnect bookkeeping.
 fn set_up(state: &AppState, s: SocketRef, ctx: SocketCtx) {
     s.extensions.insert(ctx.clone());
-    s.join([
-        user_room(ctx.user.user_id),
-        session_room(ctx.user.session_id),
-    ]);
-    state.metrics.connected_sockets.inc();
-    tracing::debug!(sid = %s.id, user_id = %ctx.user.user_id, "socket connected");
+    tracing::debug!(sid = %s.id, user_id = %ctx.user().user_id, "socket connected");
 
     let weak = state.downgrade();
     s.on_fallback(
@@ -122,20 +108,9 @@ fn set_up(state: &AppState, s: SocketRef, ctx: SocketCtx) {
 
     let weak = state.downgrade();
     s.on_disconnect(move |s: SocketRef| {
-        let Some(state) = weak.upgrade() else {
-            return std::future::ready(());
-        };
-        for vault in ctx.joined_vaults() {
-            state.presence.leave(vault, ctx.user.user_id, s.id);
-            state.metrics.joined_rooms.dec();
+        if let Some(state) = weak.upgrade() {
+            state.rooms.release(&s, &ctx);
         }
-        if let Some(mut count) = state.socket_counts.get_mut(&ctx.user.user_id) {
-            *count = count.saturating_sub(1);
-        }
-        state
-            .socket_counts
-            .remove_if(&ctx.user.user_id, |_, n| *n == 0);
-        state.metrics.connected_sockets.dec();
         std::future::ready(())
     });
 }
@@ -148,14 +123,12 @@ const CLIENT_EVENTS: [&str; 5] = [
     "source:update",
     "source:delete",
 ];
-/// Events only the server sends; a client sending one is refused.
-const SERVER_ONLY: [&str; 3] = ["source:created", "source:updated", "source:deleted"];
 
 /// Every client event, through one handler per socket: the rate limit, then the payload and
 /// the event's handler, then the reply rules. The result goes to the ack; a failure goes to
 /// the `error` event when there is no ack, and always for a denied join or a server-only
 /// event (CONTRACT §7). Events nobody handles are dropped, as Socket.IO does, but still count
-/// towards the rate limit.
+/// towards the rate limit. A socket whose session ended is told so and disconnected.
 async fn dispatch(
     state: AppState,
     s: SocketRef,
@@ -167,127 +140,51 @@ async fn dispatch(
     let Some(ctx) = s.extensions.get::<SocketCtx>() else {
         return;
     };
+    let server_only = EventKind::is_source_event(event);
     let result = match ctx.rate(state.settings.realtime.events_per_second) {
         RateVerdict::Disconnect => {
-            tracing::warn!(sid = %s.id, user_id = %ctx.user.user_id, "socket flooding; disconnecting");
-            let _ = s.disconnect();
+            tracing::warn!(sid = %s.id, user_id = %ctx.user().user_id, "socket flooding; disconnecting");
+            super::relay::disconnect(&state.rooms, s);
             return;
         }
         RateVerdict::Limited => Err(AppError::RateLimited {
             retry_after_secs: 1,
         }),
         RateVerdict::Ok => match (event, data) {
-            (event, _) if SERVER_ONLY.contains(&event) => {
-                Err(AppError::Forbidden("Insufficient permissions"))
-            }
+            _ if server_only => Err(AppError::Forbidden("Insufficient permissions")),
             (event, None) if CLIENT_EVENTS.contains(&event) => {
                 Err(AppError::field("payload", "is missing or malformed"))
             }
-            ("vault:join", Some(value)) => join(state, s.clone(), ctx, value).await,
-            ("vault:leave", Some(value)) => leave(state, s.clone(), ctx, value).await,
-            ("source:create", Some(value)) => create_source(state, s.clone(), ctx, value).await,
-            ("source:update", Some(value)) => update_source(state, s.clone(), ctx, value).await,
-            ("source:delete", Some(value)) => delete_source(state, s.clone(), ctx, value).await,
+            ("vault:join", Some(value)) => join(state.clone(), s.clone(), ctx, value).await,
+            ("vault:leave", Some(value)) => leave(state.clone(), s.clone(), ctx, value).await,
+            ("source:create", Some(value)) => create_source(&state, &ctx, value).await,
+            ("source:update", Some(value)) => update_source(&state, &ctx, value).await,
+            ("source:delete", Some(value)) => delete_source(&state, &ctx, value).await,
             _ => return,
         },
     };
-    match result {
-        Ok(value) => {
-            let _ = ack.send(&value);
-        }
+    let sent = match &result {
+        Ok(value) => ack.send(value),
         Err(err) => {
             err.log();
             let body = err.body();
-            if has_ack {
-                let _ = ack.send(&json!({ "ok": false, "error": body }));
+            let acked = if has_ack {
+                ack.send(&json!({ "ok": false, "error": body }))
+            } else {
+                Ok(())
+            };
+            if !has_ack || event == "vault:join" || server_only {
+                acked.and(s.emit("error", &body))
+            } else {
+                acked
             }
-            if !has_ack || event == "vault:join" || SERVER_ONLY.contains(&event) {
-                let _ = s.emit("error", &body);
-            }
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JoinPayload {
-    vault_id: String,
-    since: Option<i64>,
-}
-
-fn vault_id_of(value: Value) -> Result<(Uuid, Option<i64>)> {
-    let payload = match value {
-        Value::String(vault_id) => JoinPayload {
-            vault_id,
-            since: None,
-        },
-        object @ Value::Object(_) => from_json::<JoinPayload>(object)?,
-        _ => {
-            return Err(AppError::field(
-                "vaultId",
-                "must be a vault id or {vaultId, since}",
-            ));
         }
     };
-    if payload.since.is_some_and(|s| s < 0) {
-        return Err(AppError::field("since", "must be a whole number"));
+    if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
+        // A reply that cannot be queued is not dropped in silence: the client reconnects.
+        state.rooms.drop_consumer(&s);
+    } else if matches!(result, Err(AppError::Unauthorized(_))) {
+        tracing::info!(sid = %s.id, "socket's session ended; disconnecting");
+        super::relay::disconnect(&state.rooms, s);
     }
-    let id = input::id("vaultId", &payload.vault_id).map_err(|e| AppError::validation(vec![e]))?;
-    Ok((id, payload.since))
-}
-
-async fn join(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Result<Value> {
-    let (vault_id, since) = vault_id_of(value)?;
-    let denied = || AppError::Forbidden("Access denied to vault");
-    let role = access::role_of(&state.db, vault_id, ctx.user.user_id)
-        .await?
-        .ok_or_else(denied)?;
-
-    // Join first, then replay under the vault's emit lock: no live event can fall between
-    // the replay and the live stream, and none can overtake the replay.
-    let lock = state.vault_locks.get(vault_id);
-    let guard = lock.lock().await;
-    s.join(vault_room(vault_id));
-    if ctx.remember_vault(vault_id, role) {
-        state.metrics.joined_rooms.inc();
-    }
-    let latest = vaults::find(&state.db, vault_id)
-        .await
-        .map_err(|_| denied())?
-        .last_seq;
-    let max_replay = state.settings.realtime.max_replay as i64;
-    let resync = since.is_some_and(|since| since > latest || latest - since > max_replay);
-    if let (Some(since), false) = (since, resync) {
-        for entry in events::replay(&state.db, vault_id, since, latest).await? {
-            let _ = s.emit(entry.event_type, &entry.payload);
-        }
-    }
-    drop(guard);
-
-    let role = role_name(role);
-    let _ = s.emit(
-        "vault:joined",
-        &json!({ "vaultId": vault_id, "role": role, "latestSeq": latest, "resync": resync }),
-    );
-    let me = PresenceUser {
-        user_id: ctx.user.user_id,
-        user_name: ctx.user.name.clone(),
-        role,
-    };
-    let users = state.presence.join(vault_id, me, s.id);
-    let _ = s.emit("presence", &json!({ "vaultId": vault_id, "users": users }));
-    tracing::debug!(sid = %s.id, %vault_id, ?since, latest, resync, "joined vault");
-    Ok(
-        json!({ "ok": true, "vaultId": vault_id, "role": role, "latestSeq": latest, "resync": resync }),
-    )
-}
-
-async fn leave(state: AppState, s: SocketRef, ctx: SocketCtx, value: Value) -> Result<Value> {
-    let (vault_id, _) = vault_id_of(value)?;
-    s.leave(vault_room(vault_id));
-    if ctx.forget_vault(vault_id).is_some() {
-        state.metrics.joined_rooms.dec();
-        state.presence.leave(vault_id, ctx.user.user_id, s.id);
-    }
-    Ok(json!({ "ok": true }))
 }

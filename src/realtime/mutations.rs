@@ -1,15 +1,17 @@
 //! `source:create`, `source:update`, `source:delete` over the socket: the same domain
-//! functions, checks and transaction as the REST routes.
+//! functions, checks and transaction as the REST routes. The transaction also checks that the
+//! socket's session is still alive, so a socket whose disconnect went astray cannot write.
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
 use super::context::SocketCtx;
 use crate::{
     domain::{
         input::{self, from_json},
+        sessions,
         sources::{self, NewSource, SourceFields, SourcePatch, SourcePatchFields},
+        tx::Tx,
     },
     error::{AppError, Result},
     state::AppState,
@@ -39,47 +41,53 @@ fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
     input::id(field, raw).map_err(|e| AppError::validation(vec![e]))
 }
 
+/// A write transaction for a socket whose session is still alive.
+async fn begin(state: &AppState, ctx: &SocketCtx) -> Result<Tx> {
+    let tx = state.begin().await?;
+    if !sessions::is_alive(&*tx, ctx.user().session_id).await? {
+        return Err(AppError::Unauthorized("Session expired or revoked"));
+    }
+    Ok(tx)
+}
+
 pub(super) async fn create_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
+    state: &AppState,
+    ctx: &SocketCtx,
     value: Value,
 ) -> Result<Value> {
     let fields: SourceFields = from_json(object(&value)?)?;
     let target: CreateTarget = from_json(value)?;
     let vault_id = uuid_field("vaultId", &target.vault_id)?;
     let new = NewSource::parse(&fields)?;
-    let mut tx = state.begin().await?;
+    let mut tx = begin(state, ctx).await?;
     let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))
 }
 
 pub(super) async fn update_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
+    state: &AppState,
+    ctx: &SocketCtx,
     value: Value,
 ) -> Result<Value> {
     let fields: SourcePatchFields = from_json(object(&value)?)?;
     let target: SourceTarget = from_json(value)?;
     let source_id = uuid_field("sourceId", &target.source_id)?;
     let patch = SourcePatch::parse(&fields)?;
-    let mut tx = state.begin().await?;
+    let mut tx = begin(state, ctx).await?;
     let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))
 }
 
 pub(super) async fn delete_source(
-    state: AppState,
-    _: SocketRef,
-    ctx: SocketCtx,
+    state: &AppState,
+    ctx: &SocketCtx,
     value: Value,
 ) -> Result<Value> {
     let target: SourceTarget = from_json(object(&value)?)?;
     let source_id = uuid_field("sourceId", &target.source_id)?;
-    let mut tx = state.begin().await?;
+    let mut tx = begin(state, ctx).await?;
     let source = sources::delete(&mut tx, &ctx.actor(), source_id).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))

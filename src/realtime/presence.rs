@@ -1,18 +1,16 @@
-//! Who is online in each vault (CONTRACT §7 "Presence"). A user counts once however many
-//! sockets they have in the vault. Changes are batched into at most one `presence:diff` per
-//! room per interval, so N arrivals cost O(N) messages, never a full list per join.
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+//! Who is online in one vault (CONTRACT §7 "Presence"): each user once, however many sockets
+//! they have in it. Changes wait for the room's next flush, at most one per
+//! `realtime.presence_interval`, so N arrivals cost O(N) messages, never a full list per
+//! join; a user who comes and goes within one interval is no news. Snapshots and diffs go
+//! out in packets of at most [`PAGE`] users, so no packet grows with the room.
+use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::json;
-use socketioxide::{SocketIo, socket::Sid};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::vault_room;
+/// The most users in one `presence` or `presence:diff` packet.
+pub const PAGE: usize = 50;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -23,130 +21,158 @@ pub struct PresenceUser {
 }
 
 #[derive(Default)]
-struct Room {
-    users: HashMap<Uuid, (PresenceUser, HashSet<Sid>)>,
-    joins: Vec<PresenceUser>,
-    leaves: Vec<Uuid>,
-    flush_scheduled: bool,
+pub struct Presence {
+    online: HashMap<Uuid, Online>,
+    /// Changes since the last flush, by user: true when they came online.
+    changed: HashMap<Uuid, bool>,
 }
 
-#[derive(Clone)]
-pub struct Presence {
-    rooms: Arc<Mutex<HashMap<Uuid, Room>>>,
-    io: SocketIo,
-    interval: Duration,
+struct Online {
+    user: PresenceUser,
+    sockets: usize,
 }
 
 impl Presence {
-    pub fn new(io: SocketIo, interval: Duration) -> Self {
-        Self {
-            rooms: Arc::default(),
-            io,
-            interval,
+    /// One more socket of this user.
+    pub fn join(&mut self, user: PresenceUser) {
+        let id = user.user_id;
+        let entry = self.online.entry(id).or_insert(Online { user, sockets: 0 });
+        entry.sockets += 1;
+        if entry.sockets == 1 {
+            self.note(id, true);
         }
     }
 
-    /// Adds a socket; returns the full list for the joining socket.
-    pub fn join(&self, vault: Uuid, user: PresenceUser, sid: Sid) -> Vec<PresenceUser> {
-        let mut rooms = self.rooms.lock().unwrap();
-        let room = rooms.entry(vault).or_default();
-        let entry = room
-            .users
-            .entry(user.user_id)
-            .or_insert_with(|| (user.clone(), HashSet::new()));
-        let first = entry.1.is_empty();
-        entry.1.insert(sid);
-        if first {
-            if let Some(i) = room.leaves.iter().position(|id| *id == user.user_id) {
-                room.leaves.swap_remove(i);
-            } else {
-                room.joins.push(user);
+    /// One socket less; the user leaves with their last one.
+    pub fn leave(&mut self, user_id: Uuid) {
+        let Some(entry) = self.online.get_mut(&user_id) else {
+            return;
+        };
+        entry.sockets -= 1;
+        if entry.sockets == 0 {
+            self.online.remove(&user_id);
+            self.note(user_id, false);
+        }
+    }
+
+    fn note(&mut self, user_id: Uuid, online: bool) {
+        match self.changed.get(&user_id) {
+            // Back to how it was at the last flush: nothing to tell.
+            Some(before) if *before != online => {
+                self.changed.remove(&user_id);
             }
-            self.schedule(vault, room);
-        }
-        room.users.values().map(|(u, _)| u.clone()).collect()
-    }
-
-    /// Removes one socket; the user leaves when it was their last one in this vault.
-    pub fn leave(&self, vault: Uuid, user_id: Uuid, sid: Sid) {
-        let mut rooms = self.rooms.lock().unwrap();
-        let Some(room) = rooms.get_mut(&vault) else {
-            return;
-        };
-        let Some((_, sids)) = room.users.get_mut(&user_id) else {
-            return;
-        };
-        sids.remove(&sid);
-        if sids.is_empty() {
-            Self::gone(room, user_id);
-            self.schedule(vault, room);
+            _ => {
+                self.changed.insert(user_id, online);
+            }
         }
     }
 
-    /// Removes a user with all their sockets (membership revoked).
-    pub fn leave_user(&self, vault: Uuid, user_id: Uuid) {
-        let mut rooms = self.rooms.lock().unwrap();
-        if let Some(room) = rooms.get_mut(&vault)
-            && room.users.contains_key(&user_id)
-        {
-            Self::gone(room, user_id);
-            self.schedule(vault, room);
-        }
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty()
     }
 
-    /// Forgets a deleted vault.
-    pub fn drop_vault(&self, vault: Uuid) {
-        self.rooms.lock().unwrap().remove(&vault);
-    }
-
-    fn gone(room: &mut Room, user_id: Uuid) {
-        room.users.remove(&user_id);
-        if let Some(i) = room.joins.iter().position(|u| u.user_id == user_id) {
-            room.joins.swap_remove(i);
+    /// The `presence` packets for a socket that joined: the whole list, in pages.
+    pub fn snapshot(&self, vault_id: Uuid) -> Vec<Value> {
+        let users: Vec<&PresenceUser> = self.online.values().map(|o| &o.user).collect();
+        let pages: Vec<&[&PresenceUser]> = if users.is_empty() {
+            vec![&[]]
         } else {
-            room.leaves.push(user_id);
-        }
-    }
-
-    fn schedule(&self, vault: Uuid, room: &mut Room) {
-        if room.flush_scheduled {
-            return;
-        }
-        room.flush_scheduled = true;
-        let this = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(this.interval).await;
-            this.flush(vault).await;
-        });
-    }
-
-    async fn flush(&self, vault: Uuid) {
-        let (joins, leaves) = {
-            let mut rooms = self.rooms.lock().unwrap();
-            let Some(room) = rooms.get_mut(&vault) else {
-                return;
-            };
-            room.flush_scheduled = false;
-            let diff = (
-                std::mem::take(&mut room.joins),
-                std::mem::take(&mut room.leaves),
-            );
-            if room.users.is_empty() {
-                rooms.remove(&vault);
-            }
-            diff
+            users.chunks(PAGE).collect()
         };
-        if joins.is_empty() && leaves.is_empty() {
-            return;
+        let last = pages.len() - 1;
+        pages
+            .into_iter()
+            .enumerate()
+            .map(|(i, page)| {
+                let mut packet = json!({ "vaultId": vault_id, "users": page });
+                if i < last {
+                    packet["more"] = json!(true);
+                }
+                packet
+            })
+            .collect()
+    }
+
+    /// The `presence:diff` packets for the changes since the last flush, in pages.
+    pub fn take_diff(&mut self, vault_id: Uuid) -> Vec<Value> {
+        let changed = std::mem::take(&mut self.changed);
+        let mut joins: Vec<&PresenceUser> = Vec::new();
+        let mut leaves: Vec<Uuid> = Vec::new();
+        for (id, online) in changed {
+            match (online, self.online.get(&id)) {
+                (true, Some(o)) => joins.push(&o.user),
+                (false, _) => leaves.push(id),
+                (true, None) => {}
+            }
         }
-        let diff = json!({ "vaultId": vault, "joins": joins, "leaves": leaves });
-        if let Err(e) = self
-            .io
-            .to(vault_room(vault))
-            .emit("presence:diff", &diff)
-            .await
-        {
-            tracing::debug!(%vault, error = %e, "presence diff not delivered to every socket");
+        let pages = joins.len().max(leaves.len()).div_ceil(PAGE);
+        (0..pages)
+            .map(|i| {
+                let range = |len: usize| (i * PAGE).min(len)..((i + 1) * PAGE).min(len);
+                json!({
+                    "vaultId": vault_id,
+                    "joins": &joins[range(joins.len())],
+                    "leaves": &leaves[range(leaves.len())],
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u128) -> PresenceUser {
+        PresenceUser {
+            user_id: Uuid::from_u128(n),
+            user_name: format!("user {n}"),
+            role: "viewer",
         }
+    }
+
+    #[test]
+    fn a_user_counts_once_and_leaves_with_the_last_socket() {
+        let (mut p, vault) = (Presence::default(), Uuid::nil());
+        p.join(user(1));
+        p.join(user(1));
+        assert_eq!(p.take_diff(vault).len(), 1);
+        p.leave(user(1).user_id);
+        assert!(!p.has_changes(), "one tab left, still online");
+        p.leave(user(1).user_id);
+        let diff = p.take_diff(vault);
+        assert_eq!(diff[0]["leaves"], json!([user(1).user_id]));
+    }
+
+    #[test]
+    fn coming_and_going_within_one_interval_is_no_news() {
+        let mut p = Presence::default();
+        p.join(user(1));
+        p.leave(user(1).user_id);
+        assert!(!p.has_changes());
+    }
+
+    #[test]
+    fn large_snapshots_and_diffs_come_in_pages_of_fifty() {
+        let (mut p, vault) = (Presence::default(), Uuid::nil());
+        for n in 0..120 {
+            p.join(user(n));
+        }
+        let diff = p.take_diff(vault);
+        let sizes: Vec<usize> = diff
+            .iter()
+            .map(|d| d["joins"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [50, 50, 20]);
+        let snapshot = p.snapshot(vault);
+        assert_eq!(snapshot.len(), 3);
+        assert_eq!(snapshot[0]["more"], true);
+        assert!(snapshot[2].get("more").is_none());
+        let total: usize = snapshot
+            .iter()
+            .map(|s| s["users"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(total, 120);
+        assert_eq!(Presence::default().snapshot(vault)[0]["users"], json!([]));
     }
 }

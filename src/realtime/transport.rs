@@ -1,6 +1,8 @@
 //! Mounting socketioxide in poem. Polling goes through poem's tower compat; a WebSocket
 //! upgrade is answered here (poem's `take_upgrade`) and the raw upgraded stream handed to
-//! socketioxide, because the compat layer cannot pass an upgrade through.
+//! socketioxide, because the compat layer cannot pass an upgrade through. Both paths go
+//! through the session's [`Link`]: a killed session's polls are refused and its WebSocket
+//! fails, and every answered poll or written frame frees room for a waiting replay.
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     endpoint::TowerCompatExt,
@@ -9,19 +11,52 @@ use poem::{
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
+use std::sync::Arc;
+
+use socketioxide::socket::Sid;
+
 use super::{
     Service,
-    killswitch::{KillSwitch, Killable},
+    link::{Link, Linked, Links},
 };
 
 pub struct SocketIoEndpoint {
     svc: Service,
+    links: Links,
 }
 
 impl SocketIoEndpoint {
-    pub fn new(svc: Service) -> Self {
-        Self { svc }
+    pub fn new(svc: Service, links: Links) -> Self {
+        Self { svc, links }
     }
+
+    /// A poll of an open session, through its link.
+    async fn poll(&self, req: Request, link: Arc<Link>) -> poem::Result<Response> {
+        if link.is_killed() {
+            return Ok(session_unknown());
+        }
+        let svc = self.svc.clone().compat();
+        let answered = tokio::select! {
+            resp = svc.call(req) => resp,
+            _ = link.killed() => return Ok(session_unknown()),
+        };
+        link.drained();
+        answered
+    }
+}
+
+/// How a WebSocket reaches its link.
+enum WsLink {
+    Upgrade(super::link::Registration),
+    Open(Arc<Link>),
+}
+
+/// Engine.IO's answer to a request for a session it does not have.
+fn session_unknown() -> Response {
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .content_type("application/json")
+        .body(r#"{"code":1,"message":"Session ID unknown"}"#)
 }
 
 fn is_websocket_upgrade(req: &Request) -> bool {
@@ -36,10 +71,13 @@ fn is_websocket_upgrade(req: &Request) -> bool {
         && has(header::UPGRADE, "websocket")
 }
 
-/// An Engine.IO request without `sid` opens a session, which keeps the request's parts.
-fn opens_session(uri: &Uri) -> bool {
-    !uri.query()
-        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")))
+/// The session an Engine.IO request belongs to; a request without one opens a session, which
+/// keeps the request's parts.
+fn session_of(uri: &Uri) -> Option<Sid> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("sid="))
+        .and_then(|sid| sid.parse().ok())
 }
 
 /// The headers the socket handshake reads (`handlers::handshake`); a socket keeps no others.
@@ -66,8 +104,12 @@ impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let sid = session_of(req.uri());
         if !is_websocket_upgrade(&req) {
-            if opens_session(req.uri()) {
+            if let Some(link) = sid.and_then(|sid| self.links.get(sid)) {
+                return self.poll(req, link).await;
+            }
+            if sid.is_none() {
                 let (uri, headers) = detached(req.uri(), req.headers());
                 *req.uri_mut() = uri;
                 *req.headers_mut() = headers;
@@ -91,17 +133,32 @@ impl Endpoint for SocketIoEndpoint {
         let mut http_req = parts
             .body(())
             .map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
-        let switch = KillSwitch::default();
-        http_req.extensions_mut().insert(switch.clone());
+        // An upgrade joins its session's link; a new WebSocket session brings its own, which
+        // the handshake registers once the session has an id.
+        let stream = match sid {
+            Some(sid) => {
+                let registration = self.links.register(sid, None);
+                WsLink::Upgrade(registration)
+            }
+            None => {
+                let link = Arc::new(Link::default());
+                http_req.extensions_mut().insert(link.clone());
+                WsLink::Open(link)
+            }
+        };
         let mut svc = self.svc.clone();
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(stream) => {
-                    if let Err(e) = svc.call((Killable::new(stream, switch), http_req)).await {
-                        tracing::debug!(error = %e, "websocket handshake refused");
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            let Ok(upgraded) = on_upgrade.await.inspect_err(|e| {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+            }) else {
+                return;
+            };
+            let stream = match stream {
+                WsLink::Upgrade(registration) => Linked::upgrading(upgraded, registration),
+                WsLink::Open(link) => Linked::new(upgraded, link),
+            };
+            if let Err(e) = svc.call((stream, http_req)).await {
+                tracing::debug!(error = %e, "websocket handshake refused");
             }
         });
         Ok(Response::builder()

@@ -301,24 +301,6 @@ async fn rooms_are_isolated_between_vaults() {
 }
 
 #[tokio::test]
-async fn a_vault_whose_stream_is_held_up_does_not_delay_another_vault() {
-    let (app, owner, [demo, other], [mut in_demo, mut in_other]) = two_vaults().await;
-
-    // Hold the demo vault's stream as a long replay would, with one of its events waiting.
-    let lock = app.state.vault_locks.get(demo.parse().unwrap());
-    let held = lock.lock().await;
-    owner.add_source(&demo, "waits for the replay").await;
-    owner.add_source(&other, "goes out at once").await;
-    let created = in_other.expect("source:created", SOON).await;
-    assert_eq!(created["source"]["title"], "goes out at once");
-    assert!(in_demo.try_expect("source:created", QUIET).await.is_none());
-
-    drop(held);
-    let created = in_demo.expect("source:created", SOON).await;
-    assert_eq!(created["source"]["title"], "waits for the replay");
-}
-
-#[tokio::test]
 async fn a_reconnect_with_since_replays_exactly_the_missed_events_in_order() {
     let app = spawn_app().await;
     let vault = app.demo_vault().await;

@@ -1,0 +1,199 @@
+//! The transport under one Engine.IO session, reached from outside socketioxide (which can
+//! neither close a socket whose send buffer is full nor say when room frees up in it).
+//!
+//! A killed link fails every read and write of its WebSocket and refuses every polling
+//! request, so the connection closes whatever transport it started on and the client
+//! reconnects. Every write that leaves, and every poll answered, tells a replay waiting for
+//! room to try again. Links are found by session id: a polling session that upgrades later
+//! brings its WebSocket to the same link.
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use dashmap::DashMap;
+use futures_util::task::AtomicWaker;
+use socketioxide::socket::Sid;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::Notify,
+};
+
+#[derive(Default)]
+pub struct Link {
+    killed: AtomicBool,
+    read: AtomicWaker,
+    write: AtomicWaker,
+    on_kill: Notify,
+    drained: Notify,
+}
+
+impl Link {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.read.wake();
+        self.write.wake();
+        self.on_kill.notify_waiters();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the link is killed.
+    pub async fn killed(&self) {
+        let notified = self.on_kill.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !self.is_killed() {
+            notified.await;
+        }
+    }
+
+    /// Something left the session's buffer.
+    pub fn drained(&self) {
+        self.drained.notify_one();
+    }
+
+    /// Resolves after the next [`Link::drained`] (or at once if one happened since the last
+    /// wait: a spurious wake-up, after which the caller simply tries again).
+    pub async fn wait_drained(&self) {
+        self.drained.notified().await;
+    }
+
+    fn check(&self, waker: &AtomicWaker, cx: &Context<'_>) -> Option<std::io::Error> {
+        waker.register(cx.waker());
+        self.is_killed().then(|| {
+            std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped")
+        })
+    }
+}
+
+/// The links of the sessions open on this node.
+#[derive(Clone, Default)]
+pub struct Links(Arc<DashMap<Sid, Arc<Link>>>);
+
+impl Links {
+    pub fn get(&self, sid: Sid) -> Option<Arc<Link>> {
+        self.0.get(&sid).map(|l| l.clone())
+    }
+
+    /// The session's link: the one already registered, else `offered`, else a new one.
+    fn claim(&self, sid: Sid, offered: Option<Arc<Link>>) -> Arc<Link> {
+        self.0
+            .entry(sid)
+            .or_insert_with(|| offered.unwrap_or_default())
+            .clone()
+    }
+
+    /// Registers the session's link for as long as the returned guard lives.
+    pub fn register(&self, sid: Sid, offered: Option<Arc<Link>>) -> Registration {
+        Registration {
+            link: self.claim(sid, offered),
+            links: self.clone(),
+            sid,
+        }
+    }
+
+    fn remove(&self, sid: Sid, link: &Arc<Link>) {
+        self.0.remove_if(&sid, |_, l| Arc::ptr_eq(l, link));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A session's link, registered until dropped (with the socket that holds it).
+pub struct Registration {
+    link: Arc<Link>,
+    links: Links,
+    sid: Sid,
+}
+
+impl Registration {
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.links.remove(self.sid, &self.link);
+    }
+}
+
+/// A WebSocket's upgraded stream, tied to its link. An upgrade's link is registered while
+/// its WebSocket lives: the session ends with it.
+pub struct Linked<S> {
+    inner: S,
+    link: Arc<Link>,
+    _registration: Option<Registration>,
+}
+
+impl<S> Linked<S> {
+    pub fn new(inner: S, link: Arc<Link>) -> Self {
+        Self {
+            inner,
+            link,
+            _registration: None,
+        }
+    }
+
+    pub fn upgrading(inner: S, registration: Registration) -> Self {
+        Self {
+            inner,
+            link: registration.link.clone(),
+            _registration: Some(registration),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Linked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(err) = self.link.check(&self.link.read, cx) {
+            return Poll::Ready(Err(err));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Linked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(err) = self.link.check(&self.link.write, cx) {
+            return Poll::Ready(Err(err));
+        }
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(_))) {
+            self.link.drained();
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(err) = self.link.check(&self.link.write, cx) {
+            return Poll::Ready(Err(err));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
