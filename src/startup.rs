@@ -72,6 +72,12 @@ impl Application {
             settings.realtime.presence_interval,
             metrics.clone(),
         );
+        let endpoint = SocketIoEndpoint::new(
+            svc,
+            links.clone(),
+            io.clone(),
+            settings.realtime.max_payload,
+        );
         let state = AppState::new(Inner {
             tx: TxFactory::new(db::Writer::new(db.clone()), bus),
             throttle: LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window),
@@ -92,7 +98,7 @@ impl Application {
             .at("/readyz", poem::get(health::readyz))
             .at("/metrics", poem::get(health::metrics))
             .nest("/api", api::routes())
-            .nest_no_strip("/socket.io", SocketIoEndpoint::new(svc, links))
+            .nest_no_strip("/socket.io", endpoint)
             .nest("/", pages::routes());
         let app = api::middleware(app, state.clone()).boxed();
         Ok(Self {

@@ -3,10 +3,15 @@
 //! it. A socket's own replies (a replay, `vault:joined`, `presence`) wait for room, up to
 //! `realtime.stall_timeout` without progress; a socket that reads nothing that long is a slow
 //! consumer too.
+//!
+//! On long-polling a replay also keeps room in the buffer: engineioxide starts an upgrade to
+//! WebSocket by queueing one packet, and stops draining the buffer for polls meanwhile, so an
+//! upgrade that finds the buffer full waits until it times out (engineioxide 0.17.9,
+//! `upgrade_handshake`).
 use std::time::Duration;
 
 use serde::Serialize;
-use socketioxide::{SendError, SocketError, extract::SocketRef};
+use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
 
 use super::link::Link;
 
@@ -39,17 +44,36 @@ pub enum Unsent {
     Closed,
 }
 
+/// How a socket's own replies are paced.
+#[derive(Clone, Copy)]
+pub struct Pace {
+    /// How long to wait for room while nothing leaves the buffer.
+    pub patience: Duration,
+    /// The most packets a replay keeps queued on long-polling.
+    pub polling_window: usize,
+}
+
 /// Sends to one socket, waiting for room in its buffer while its transport makes progress.
 pub async fn send_waiting<T: Serialize + ?Sized>(
     socket: &SocketRef,
     link: &Link,
     event: &str,
     data: &T,
-    patience: Duration,
+    pace: Pace,
 ) -> Result<(), Unsent> {
+    let patience = pace.patience;
+    while socket.transport_type() == TransportType::Polling && link.queued() >= pace.polling_window
+    {
+        tokio::time::timeout(patience, link.wait_drained())
+            .await
+            .map_err(|_| Unsent::Stalled)?;
+    }
     loop {
         match socket.emit(event, data) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                link.queued_one();
+                return Ok(());
+            }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {}
             Err(_) => return Err(Unsent::Closed),
         }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     context::{JoinTicket, SocketCtx},
-    fanout::{self, Unsent},
+    fanout::{self, Pace, Unsent},
     presence::PresenceUser,
     rooms::{Admission, Entering},
 };
@@ -120,7 +120,7 @@ impl Joining<'_> {
         let (mut role, latest) = access::role_and_latest(db, vault_id, user.user_id)
             .await?
             .ok_or_else(denied)?;
-        tokio::time::timeout(self.patience(), entering.ready())
+        tokio::time::timeout(self.pace().patience, entering.ready())
             .await
             .map_err(|_| AppError::Unavailable)?;
 
@@ -159,8 +159,14 @@ impl Joining<'_> {
         }
     }
 
-    fn patience(&self) -> std::time::Duration {
-        self.state.settings.realtime.stall_timeout
+    fn pace(&self) -> Pace {
+        let cfg = &self.state.settings.realtime;
+        Pace {
+            patience: cfg.stall_timeout,
+            // A poll's answer can miss what was queued while it was written, so up to twice
+            // the window may wait in the buffer: a quarter keeps half of it free.
+            polling_window: (cfg.max_buffer_size / 4).max(1),
+        }
     }
 
     /// Reads the log after `after` up to `upto`, page by page, sending each event when
@@ -225,7 +231,7 @@ impl Joining<'_> {
     /// stall timeout is dropped as a slow consumer.
     async fn send<T: serde::Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<()> {
         let link = self.ctx.link();
-        match fanout::send_waiting(self.socket, link, event, data, self.patience()).await {
+        match fanout::send_waiting(self.socket, link, event, data, self.pace()).await {
             Ok(()) => Ok(()),
             Err(Unsent::Stalled) => {
                 self.state.rooms.drop_consumer(self.socket);

@@ -10,7 +10,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
@@ -30,6 +30,8 @@ pub struct Link {
     write: AtomicWaker,
     on_kill: Notify,
     drained: Notify,
+    /// Packets a replay queued since the transport last took some.
+    queued: AtomicUsize,
 }
 
 impl Link {
@@ -56,7 +58,17 @@ impl Link {
 
     /// Something left the session's buffer.
     pub fn drained(&self) {
+        self.queued.store(0, Ordering::Relaxed);
         self.drained.notify_one();
+    }
+
+    /// A replay queued one more packet.
+    pub fn queued_one(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Resolves after the next [`Link::drained`] (or at once if one happened since the last

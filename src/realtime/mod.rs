@@ -11,6 +11,7 @@ mod join;
 pub mod limits;
 pub mod link;
 mod mutations;
+mod polling;
 pub mod presence;
 pub mod relay;
 pub mod rooms;
@@ -27,7 +28,8 @@ pub type Service = SocketIoService<engineioxide::service::NotFoundService>;
 /// Builds the Socket.IO engine with our limits; handlers are attached later by [`attach`].
 pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
     SocketIo::builder()
-        .max_payload(cfg.max_payload)
+        // The contract's limit is enforced in front of the engine (see `polling`).
+        .max_payload(polling::ENGINE_MAX_PAYLOAD)
         .ws_max_message_size(cfg.ws_max_message_size)
         .ws_max_frame_size(cfg.ws_max_frame_size)
         .ws_read_buffer_size(cfg.ws_read_buffer_size)

@@ -1,62 +1,46 @@
-//! Mounting socketioxide in poem. Polling goes through poem's tower compat; a WebSocket
-//! upgrade is answered here (poem's `take_upgrade`) and the raw upgraded stream handed to
-//! socketioxide, because the compat layer cannot pass an upgrade through. Both paths go
+//! Mounting socketioxide in poem. Polling goes through poem's tower compat ([`super::polling`]);
+//! a WebSocket upgrade is answered here (poem's `take_upgrade`) and the raw upgraded stream
+//! handed to socketioxide, because the compat layer cannot pass an upgrade through. Both go
 //! through the session's [`Link`]: a killed session's polls are refused and its WebSocket
 //! fails, and every answered poll or written frame frees room for a waiting replay.
+use std::sync::Arc;
+
 use poem::{
     Endpoint, IntoResponse, Request, Response,
-    endpoint::TowerCompatExt,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
 };
+use socketioxide::{SocketIo, socket::Sid};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
-use std::sync::Arc;
-
-use socketioxide::socket::Sid;
-
 use super::{
     Service,
-    link::{Link, Linked, Links},
+    link::{Link, Linked, Links, Registration},
 };
 
 pub struct SocketIoEndpoint {
-    svc: Service,
-    links: Links,
+    pub(super) svc: Service,
+    pub(super) links: Links,
+    pub(super) io: SocketIo,
+    /// `realtime.max_payload`: the largest polling request accepted.
+    pub(super) max_payload: u64,
 }
 
 impl SocketIoEndpoint {
-    pub fn new(svc: Service, links: Links) -> Self {
-        Self { svc, links }
-    }
-
-    /// A poll of an open session, through its link.
-    async fn poll(&self, req: Request, link: Arc<Link>) -> poem::Result<Response> {
-        if link.is_killed() {
-            return Ok(session_unknown());
+    pub fn new(svc: Service, links: Links, io: SocketIo, max_payload: u64) -> Self {
+        Self {
+            svc,
+            links,
+            io,
+            max_payload,
         }
-        let svc = self.svc.clone().compat();
-        let answered = tokio::select! {
-            resp = svc.call(req) => resp,
-            _ = link.killed() => return Ok(session_unknown()),
-        };
-        link.drained();
-        answered
     }
 }
 
 /// How a WebSocket reaches its link.
 enum WsLink {
-    Upgrade(super::link::Registration),
+    Upgrade(Registration),
     Open(Arc<Link>),
-}
-
-/// Engine.IO's answer to a request for a session it does not have.
-fn session_unknown() -> Response {
-    Response::builder()
-        .status(StatusCode::BAD_REQUEST)
-        .content_type("application/json")
-        .body(r#"{"code":1,"message":"Session ID unknown"}"#)
 }
 
 fn is_websocket_upgrade(req: &Request) -> bool {
@@ -73,7 +57,7 @@ fn is_websocket_upgrade(req: &Request) -> bool {
 
 /// The session an Engine.IO request belongs to; a request without one opens a session, which
 /// keeps the request's parts.
-fn session_of(uri: &Uri) -> Option<Sid> {
+pub(super) fn session_of(uri: &Uri) -> Option<Sid> {
     uri.query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix("sid="))
@@ -87,7 +71,7 @@ const KEPT_HEADERS: [HeaderName; 3] = [header::HOST, header::ORIGIN, header::COO
 /// of the connection's read buffer (8 to 16 KiB), and engineioxide keeps the parts of a
 /// session's opening request for the socket's whole life: sharing them would keep that
 /// buffer alive for every connected socket, about half of a socket's memory.
-fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
+pub(super) fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
     let uri = Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone());
     let mut copy = HeaderMap::with_capacity(KEPT_HEADERS.len());
     for name in KEPT_HEADERS {
@@ -103,19 +87,11 @@ fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
 impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let sid = session_of(req.uri());
+    async fn call(&self, req: Request) -> poem::Result<Response> {
         if !is_websocket_upgrade(&req) {
-            if let Some(link) = sid.and_then(|sid| self.links.get(sid)) {
-                return self.poll(req, link).await;
-            }
-            if sid.is_none() {
-                let (uri, headers) = detached(req.uri(), req.headers());
-                *req.uri_mut() = uri;
-                *req.headers_mut() = headers;
-            }
-            return self.svc.clone().compat().call(req).await;
+            return self.polling(req).await;
         }
+        let sid = session_of(req.uri());
         let Some(key) = req.header(header::SEC_WEBSOCKET_KEY).map(str::to_owned) else {
             return Ok(StatusCode::BAD_REQUEST.into_response());
         };

@@ -229,13 +229,12 @@ async fn a_socket_connects_over_polling_and_upgrades_to_websocket() {
     let owner = app.login(OWNER).await;
     let (sid, reply) = polling_connect(&app, owner.cookie_header(), None).await;
     assert!(reply.starts_with("40{"), "polling connect: {reply}");
-    let url = format!(
-        "ws://{}/socket.io/?EIO=4&transport=websocket&sid={sid}",
-        app.addr
-    );
-    let mut socket = SocketClient::connect_url(&url, owner.cookie_header(), None, Some(&sid))
-        .await
-        .expect("upgrade");
+    let dial = Dial {
+        cookie: owner.cookie_header(),
+        upgrade_sid: Some(&sid),
+        ..Dial::default()
+    };
+    let mut socket = SocketClient::dial(app.addr, dial).await.expect("upgrade");
     // After the upgrade the same session answers over the WebSocket.
     let ack = socket.join(&app.demo_vault().await).await;
     assert_eq!(ack["ok"], true, "{ack}");
