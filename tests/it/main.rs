@@ -5,6 +5,7 @@ mod auth;
 mod foundation;
 mod helpers;
 mod members;
+mod openapi;
 mod realtime;
 mod sources;
 mod vaults;
