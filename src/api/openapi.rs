@@ -9,18 +9,18 @@ use std::{collections::BTreeMap, sync::Arc};
 use poem::{Endpoint, Response, Route, RouteMethod, endpoint::make_sync, http::Method};
 use serde_json::json;
 use utoipa::{
-    __dev::SchemaReferences,
+    __dev::{SchemaReferences, Tags},
     PartialSchema, ToSchema,
     openapi::{
-        ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
-        ResponseBuilder, Schema,
+        AllOfBuilder, ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi,
+        OpenApiBuilder, Paths, Ref, RefOr, ResponseBuilder, Schema, Type,
         path::{HttpMethod, Operation},
         security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme},
         tag::TagBuilder,
     },
 };
 
-use crate::error::{AppError, ErrorEnvelope};
+use crate::error::{AppError, ErrorCode, ErrorEnvelope};
 
 /// The security scheme's name in the document; the cookie's own name comes from the settings.
 const SESSION: &str = "session";
@@ -37,15 +37,17 @@ pub struct ApiRoutes {
 impl ApiRoutes {
     /// Mounts `handler` at the method and path its `#[utoipa::path(impl_for = …)]` names (an
     /// `/api/…` path: this router is nested at `/api`) and adds its operation to the document.
-    // `SchemaReferences` is how utoipa's own router bindings (utoipa-axum) collect the schemas
-    // an operation refers to; poem has no such binding, so this is one.
+    // `SchemaReferences` and `Tags` are how utoipa's own router bindings (utoipa-axum) collect
+    // an operation's schemas and tags; poem has no such binding, so this is one.
     pub fn mount<H>(mut self, handler: H) -> Self
     where
-        H: utoipa::Path + SchemaReferences + Endpoint + 'static,
+        H: utoipa::Path + SchemaReferences + Tags<'static> + Endpoint + 'static,
     {
         let (path, methods) = (H::path(), H::methods());
         let mut operation = H::operation();
+        operation.tags = Some(H::tags().into_iter().map(String::from).collect());
         add_shared_responses(&mut operation);
+        name_error_codes(&mut operation);
         self.paths
             .add_path_operation(&path, methods.clone(), operation);
         H::schemas(&mut self.schemas);
@@ -180,12 +182,56 @@ fn add_shared_responses(op: &mut Operation) {
     }
 }
 
+fn code_of(status: &str) -> ErrorCode {
+    let code = ErrorCode::ALL
+        .into_iter()
+        .find(|code| code.status().as_str() == status);
+    code.unwrap_or_else(|| panic!("no error code has status {status}"))
+}
+
+/// Each error response's schema: the envelope, with `code` fixed to the one its status carries
+/// (so a client generator names the right code, and a wrong one fails validation).
+fn error_schema(code: ErrorCode) -> RefOr<Schema> {
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            serde_json::to_value(code).expect("a code serializes")
+        ]));
+    let error = ObjectBuilder::new().property("code", code);
+    let fixed = ObjectBuilder::new().property("error", error);
+    AllOfBuilder::new()
+        .item(Ref::from_schema_name(ErrorEnvelope::name()))
+        .item(fixed)
+        .into()
+}
+
+/// Narrows each handler-documented error to its code, with an example naming it (Swagger UI
+/// would otherwise show the first code of the enum).
+fn name_error_codes(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if status.starts_with('2') {
+            continue;
+        }
+        let code = code_of(status);
+        let example = json!({ "error": { "code": code, "message": response.description } });
+        for content in response.content.values_mut() {
+            if let RefOr::T(content) = content {
+                content.schema = Some(error_schema(code));
+                content.example.get_or_insert_with(|| example.clone());
+            }
+        }
+    }
+}
+
 fn document(paths: Paths, mut schemas: Vec<(String, RefOr<Schema>)>, cookie_name: &str) -> OpenApi {
     schemas.push((ErrorEnvelope::name().into(), ErrorEnvelope::schema()));
     ErrorEnvelope::schemas(&mut schemas);
     let responses = shared_responses().map(|shared| {
         let content = ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(ErrorEnvelope::name())))
+            .schema(Some(error_schema(shared.error.code())))
             .example(Some(json!({ "error": shared.error.body() })))
             .build();
         let response = ResponseBuilder::new()

@@ -94,6 +94,23 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// CONTRACT §2's code for an error status.
+fn code_of(status: &str) -> &'static str {
+    match status {
+        "400" => "VALIDATION_ERROR",
+        "401" => "UNAUTHORIZED",
+        "403" => "FORBIDDEN",
+        "404" => "NOT_FOUND",
+        "409" => "CONFLICT",
+        "413" => "PAYLOAD_TOO_LARGE",
+        "415" => "UNSUPPORTED_MEDIA_TYPE",
+        "429" => "RATE_LIMITED",
+        "500" => "INTERNAL",
+        "503" => "UNAVAILABLE",
+        other => panic!("CONTRACT §2 has no status {other}"),
+    }
+}
+
 /// What the app answers when no route matches (poem's 404 and 405, in the contract's shape).
 fn is_router_miss(status: u16, body: &Value) -> bool {
     status == 404 && body["error"]["message"] == "Not found"
@@ -130,13 +147,26 @@ async fn every_operation_documents_a_success_and_errors_in_the_contract_shape() 
     }
     let envelope = json!({ "$ref": "#/components/schemas/ErrorEnvelope" });
     let public = ["/api/auth/register", "/api/auth/login"];
+    let tags: Vec<&Value> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["name"])
+        .collect();
     for (method, path, op) in operations(&doc) {
+        let tag = &op["tags"][0];
+        assert!(
+            tags.contains(&tag),
+            "{method} {path} has no declared tag: {tag}"
+        );
         let responses = op["responses"].as_object().unwrap();
         let successes = responses.keys().filter(|s| s.starts_with('2')).count();
         assert_eq!(successes, 1, "{method} {path}");
         for (status, response) in responses.iter().filter(|(s, _)| !s.starts_with('2')) {
             let schema = &resolve(&doc, response)["content"]["application/json"]["schema"];
-            assert_eq!(schema, &envelope, "{method} {path} {status}");
+            assert_eq!(schema["allOf"][0], envelope, "{method} {path} {status}");
+            let code = &schema["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"];
+            assert_eq!(code, &json!([code_of(status)]), "{method} {path} {status}");
         }
         let mut always = vec!["403", "500", "503"];
         if !public.contains(&path.as_str()) {
