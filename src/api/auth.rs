@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::{dto, sessions, users},
-    error::{AppError, ErrorEnvelope, Result},
+    error::{AppError, Result},
     settings::TrustedProxy,
     state::AppState,
 };
@@ -56,8 +56,8 @@ struct LoginBody {
     responses(
         (status = 201, description = "Registered and signed in", body = UserBody,
             headers(("set-cookie" = String, description = "The new session's cookie"))),
-        (status = 403, description = "Registration is closed", body = ErrorEnvelope),
-        (status = 409, description = "An account with this email exists", body = ErrorEnvelope),
+        (status = 403, description = "Registration is closed"),
+        (status = 409, description = "An account with this email exists"),
     )
 )]
 #[handler]
@@ -84,8 +84,8 @@ async fn register(
     responses(
         (status = 200, description = "Signed in", body = UserBody,
             headers(("set-cookie" = String, description = "The new session's cookie"))),
-        (status = 401, description = "Unknown email or wrong password (the same message for both)", body = ErrorEnvelope),
-        (status = 429, description = "Too many failed logins for this email or client address", body = ErrorEnvelope,
+        (status = 401, description = "Unknown email or wrong password (the same message for both)"),
+        (status = 429, description = "Too many failed logins for this email or client address",
             headers(("retry-after" = u64, description = "Seconds until a login may be tried again"))),
     )
 )]

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::events,
-    error::{AppError, ErrorEnvelope, Result},
+    error::{AppError, Result},
     state::AppState,
 };
 
@@ -40,8 +40,8 @@ struct EventsQuery {
     params(VaultId, EventsQuery),
     responses(
         (status = 200, description = "Events after `since`", body = EventPage),
-        (status = 400, description = "`since` or `limit` is invalid", body = ErrorEnvelope),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 400, description = "`since` or `limit` is invalid"),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]

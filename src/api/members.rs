@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     domain::{dto::RoleName, members},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     state::AppState,
 };
 
@@ -45,7 +45,7 @@ struct RoleBody {
     params(VaultId),
     responses(
         (status = 200, description = "Every member, with their role", body = MemberList),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
@@ -64,9 +64,9 @@ async fn list(
     request_body = AddBody,
     responses(
         (status = 201, description = "Added", body = MemberBody),
-        (status = 403, description = why::NOT_OWNER, body = ErrorEnvelope),
-        (status = 404, description = "No such vault (or the caller is not a member), or no account has this email", body = ErrorEnvelope),
-        (status = 409, description = "That user is already a member", body = ErrorEnvelope),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = "No such vault (or the caller is not a member), or no account has this email"),
+        (status = 409, description = "That user is already a member"),
     )
 )]
 #[handler]
@@ -90,9 +90,9 @@ async fn add(
     request_body = RoleBody,
     responses(
         (status = 200, description = "Changed", body = MemberBody),
-        (status = 403, description = why::NOT_OWNER, body = ErrorEnvelope),
-        (status = 404, description = "No such vault or member, or the caller is not a member", body = ErrorEnvelope),
-        (status = 409, description = why::LAST_OWNER, body = ErrorEnvelope),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = "No such vault or member, or the caller is not a member"),
+        (status = 409, description = why::LAST_OWNER),
     )
 )]
 #[handler]
@@ -120,9 +120,9 @@ async fn change_role(
     params(MemberId),
     responses(
         (status = 204, description = "Removed"),
-        (status = 403, description = "The caller is neither an owner nor that member", body = ErrorEnvelope),
-        (status = 404, description = "No such vault or member, or the caller is not a member", body = ErrorEnvelope),
-        (status = 409, description = why::LAST_OWNER, body = ErrorEnvelope),
+        (status = 403, description = "The caller is neither an owner nor that member"),
+        (status = 404, description = "No such vault or member, or the caller is not a member"),
+        (status = 409, description = why::LAST_OWNER),
     )
 )]
 #[handler]

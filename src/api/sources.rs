@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     domain::sources::{self, NewSource, SourceFields, SourcePatch, SourcePatchFields},
-    error::{AppError, ErrorEnvelope, Result},
+    error::{AppError, Result},
     state::AppState,
 };
 
@@ -43,8 +43,8 @@ struct ListQuery {
     params(VaultId, ListQuery),
     responses(
         (status = 200, description = "A page of sources", body = SourcePage),
-        (status = 400, description = "`limit` or `cursor` is invalid", body = ErrorEnvelope),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 400, description = "`limit` or `cursor` is invalid"),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
@@ -75,8 +75,8 @@ async fn list(
     request_body = SourceFields,
     responses(
         (status = 201, description = "Added", body = SourceBody),
-        (status = 403, description = why::VIEWER, body = ErrorEnvelope),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 403, description = why::VIEWER),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
@@ -99,7 +99,7 @@ async fn create(
     params(SourceId),
     responses(
         (status = 200, description = "The source", body = SourceBody),
-        (status = 404, description = why::NO_SOURCE, body = ErrorEnvelope),
+        (status = 404, description = why::NO_SOURCE),
     )
 )]
 #[handler]
@@ -120,9 +120,9 @@ async fn get(
     request_body = SourcePatchFields,
     responses(
         (status = 200, description = "Updated", body = SourceBody),
-        (status = 403, description = why::VIEWER, body = ErrorEnvelope),
-        (status = 404, description = why::NO_SOURCE, body = ErrorEnvelope),
-        (status = 409, description = "`version` is stale: the source changed meanwhile", body = ErrorEnvelope),
+        (status = 403, description = why::VIEWER),
+        (status = 404, description = why::NO_SOURCE),
+        (status = 409, description = "`version` is stale: the source changed meanwhile"),
     )
 )]
 #[handler]
@@ -145,8 +145,8 @@ async fn update(
     params(SourceId),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = why::VIEWER, body = ErrorEnvelope),
-        (status = 404, description = why::NO_SOURCE, body = ErrorEnvelope),
+        (status = 403, description = why::VIEWER),
+        (status = 404, description = why::NO_SOURCE),
     )
 )]
 #[handler]

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{role_name, vaults},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     state::AppState,
 };
 
@@ -81,7 +81,7 @@ async fn create(
     params(VaultId),
     responses(
         (status = 200, description = "The vault", body = VaultAndRole),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
@@ -102,8 +102,8 @@ async fn get(
     request_body = PatchBody,
     responses(
         (status = 200, description = "Updated", body = VaultBody),
-        (status = 403, description = why::NOT_OWNER, body = ErrorEnvelope),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
@@ -128,8 +128,8 @@ async fn update(
     params(VaultId),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = why::NOT_OWNER, body = ErrorEnvelope),
-        (status = 404, description = why::NOT_MEMBER, body = ErrorEnvelope),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = why::NOT_MEMBER),
     )
 )]
 #[handler]
