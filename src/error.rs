@@ -2,10 +2,12 @@
 //! logs an internal cause once, and never shows that cause to a client.
 use poem::{IntoResponse, Response, http::StatusCode};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One invalid field of a request: `field` names it as the client wrote it (`fileUrl`, `body`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -47,6 +49,70 @@ pub enum AppError {
     Internal(#[source] anyhow_like::Cause),
 }
 
+/// The contract's error codes (CONTRACT §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ValidationError,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [Self; 10] = [
+        Self::ValidationError,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RateLimited,
+        Self::Internal,
+        Self::Unavailable,
+    ];
+
+    /// Each code has one status, and each status one code (the OpenAPI document relies on it).
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::ValidationError => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// `{code, message, details?}`: HTTP error bodies and socket acks alike.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Only for `VALIDATION_ERROR`: every invalid field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub details: Option<Vec<FieldError>>,
+}
+
 /// A boxed internal cause; kept private to logs.
 pub mod anyhow_like {
     pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -69,43 +135,40 @@ impl AppError {
         Self::Internal(cause.into())
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Validation { .. } => "VALIDATION_ERROR",
-            Self::Unauthorized(_) => "UNAUTHORIZED",
-            Self::Forbidden(_) => "FORBIDDEN",
-            Self::NotFound(_) => "NOT_FOUND",
-            Self::Conflict(_) => "CONFLICT",
-            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Unavailable => "UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
+            Self::Validation { .. } => ErrorCode::ValidationError,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Validation { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     /// The `{code, message, details?}` object, shared by HTTP bodies and socket acks.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({ "code": self.code(), "message": self.to_string() });
-        if let Self::Validation { details, .. } = self {
-            body["details"] = serde_json::to_value(details).unwrap_or_default();
+        serde_json::to_value(self.error_body()).unwrap_or_default()
+    }
+
+    fn error_body(&self) -> ErrorBody {
+        let details = match self {
+            Self::Validation { details, .. } => Some(details.clone()),
+            _ => None,
+        };
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            details,
         }
-        body
     }
 
     /// Logs the internal cause (once, here) for the variants that have one.
@@ -146,7 +209,12 @@ impl IntoResponse for AppError {
         let mut resp = Response::builder()
             .status(self.status())
             .content_type("application/json")
-            .body(serde_json::json!({ "error": self.body() }).to_string());
+            .body(
+                serde_json::to_string(&ErrorEnvelope {
+                    error: self.error_body(),
+                })
+                .unwrap_or_default(),
+            );
         if let Self::RateLimited { retry_after_secs } = self {
             resp.headers_mut()
                 .insert("retry-after", retry_after_secs.max(1).into());

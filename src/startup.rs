@@ -97,7 +97,7 @@ impl Application {
             .at("/healthz", poem::get(health::healthz))
             .at("/readyz", poem::get(health::readyz))
             .at("/metrics", poem::get(health::metrics))
-            .nest("/api", api::routes())
+            .nest("/api", api::routes(&state.settings))
             .nest_no_strip("/socket.io", endpoint)
             .nest("/", pages::routes());
         let app = api::middleware(app, state.clone()).boxed();

@@ -1,16 +1,17 @@
 //! `/api/auth`: register, login, logout, session (CONTRACT §3).
 use poem::{
-    Request, Response, Route, handler,
+    IntoResponse, Request, Response, handler,
     http::StatusCode,
-    post,
     web::{Data, Json},
 };
 use serde::Deserialize;
-use serde_json::json;
 use std::net::IpAddr;
+use utoipa::ToSchema;
 
 use super::{
+    body::{SessionBody, UserBody},
     extract::{CurrentUser, JsonBody},
+    openapi::ApiRoutes,
     throttle::Key,
 };
 use crate::{
@@ -20,27 +21,45 @@ use crate::{
     state::AppState,
 };
 
-pub fn routes(route: Route) -> Route {
-    route
-        .at("/auth/register", post(register))
-        .at("/auth/login", post(login))
-        .at("/auth/logout", post(logout))
-        .at("/auth/session", poem::get(session))
+pub fn routes(api: ApiRoutes) -> ApiRoutes {
+    api.mount(register)
+        .mount(login)
+        .mount(logout)
+        .mount(session)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Register)]
 struct RegisterBody {
+    /// Case-insensitive; stored lower-cased.
+    #[schema(format = Email, max_length = 320)]
     email: String,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Login)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+/// Create an account and sign in
+///
+/// Open while `auth.allow_registration` is on. Sets the session cookie.
+#[utoipa::path(post, path = "/api/auth/register", impl_for = register, operation_id = "register", tag = "auth",
+    request_body = RegisterBody,
+    security(()),
+    responses(
+        (status = 201, description = "Registered and signed in", body = UserBody,
+            headers(("set-cookie" = String, description = "The new session's cookie"))),
+        (status = 403, description = "Registration is closed"),
+        (status = 409, description = "An account with this email exists"),
+    )
+)]
 #[handler]
 async fn register(
     state: Data<&AppState>,
@@ -55,6 +74,21 @@ async fn register(
     start_session(&state, &user, StatusCode::CREATED).await
 }
 
+/// Sign in
+///
+/// A new session (and cookie) at every login. Failures are counted per email and per client
+/// address; past `auth.max_failures` within `auth.failure_window`, 429.
+#[utoipa::path(post, path = "/api/auth/login", impl_for = login, operation_id = "login", tag = "auth",
+    request_body = LoginBody,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in", body = UserBody,
+            headers(("set-cookie" = String, description = "The new session's cookie"))),
+        (status = 401, description = "Unknown email or wrong password (the same message for both)"),
+        (status = 429, description = "Too many failed logins for this email or client address",
+            headers(("retry-after" = u64, description = "Seconds until a login may be tried again"))),
+    )
+)]
 #[handler]
 async fn login(
     req: &Request,
@@ -83,6 +117,15 @@ async fn login(
     }
 }
 
+/// Sign out
+///
+/// Deletes the session, clears the cookie and disconnects every socket opened with it.
+#[utoipa::path(post, path = "/api/auth/logout", impl_for = logout, operation_id = "logout", tag = "auth",
+    responses(
+        (status = 204, description = "Signed out",
+            headers(("set-cookie" = String, description = "Clears the session cookie"))),
+    )
+)]
 #[handler]
 async fn logout(state: Data<&AppState>, user: CurrentUser) -> Result<Response> {
     let mut tx = state.begin().await?;
@@ -96,9 +139,16 @@ async fn logout(state: Data<&AppState>, user: CurrentUser) -> Result<Response> {
         .finish())
 }
 
+/// The current session
+#[utoipa::path(get, path = "/api/auth/session", impl_for = session, operation_id = "getSession", tag = "auth",
+    responses((status = 200, description = "The signed-in user", body = SessionBody))
+)]
 #[handler]
-async fn session(user: CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({ "user": user.user, "expiresAt": user.expires_at }))
+async fn session(user: CurrentUser) -> Json<SessionBody> {
+    Json(SessionBody {
+        user: user.user,
+        expires_at: user.expires_at,
+    })
 }
 
 /// A fresh session (a new token at every login) and its cookie.
@@ -109,11 +159,13 @@ async fn start_session(
 ) -> Result<Response> {
     let (token, _) = sessions::create(&state.db, user.id, state.lifetimes()).await?;
     let max_age = state.lifetimes().cookie_max_age();
-    Ok(Response::builder()
-        .status(status)
-        .header("set-cookie", cookie(state, &token, max_age))
-        .content_type("application/json")
-        .body(json!({ "user": dto::User::from(user) }).to_string()))
+    let body = UserBody {
+        user: dto::User::from(user),
+    };
+    Ok(Json(body)
+        .with_status(status)
+        .with_header("set-cookie", cookie(state, &token, max_age))
+        .into_response())
 }
 
 fn cookie(state: &AppState, token: &str, max_age: u64) -> String {

@@ -1,48 +1,74 @@
 //! `/api/vaults/{id}/members`.
 use poem::{
-    Response, Route, handler,
+    Response, handler,
     http::StatusCode,
     web::{Data, Json, Path},
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::{
+    body::{MemberBody, MemberId, MemberList, VaultId, why},
     extract::{CurrentUser, JsonBody, path_id},
+    openapi::ApiRoutes,
     vaults::created,
 };
-use crate::{domain::members, error::Result, state::AppState};
+use crate::{
+    domain::{dto::RoleName, members},
+    error::Result,
+    state::AppState,
+};
 
-pub fn routes(route: Route) -> Route {
-    route
-        .at("/vaults/:id/members", poem::get(list).post(add))
-        .at(
-            "/vaults/:id/members/:user_id",
-            poem::patch(change_role).delete(remove),
-        )
+pub fn routes(api: ApiRoutes) -> ApiRoutes {
+    api.mount(list).mount(add).mount(change_role).mount(remove)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AddMember)]
 struct AddBody {
+    /// The email of an existing account (case-insensitive).
+    #[schema(format = Email)]
     email: String,
+    #[schema(value_type = RoleName)]
     role: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ChangeRole)]
 struct RoleBody {
+    #[schema(value_type = RoleName)]
     role: String,
 }
 
+/// A vault's members
+#[utoipa::path(get, path = "/api/vaults/{id}/members", impl_for = list, operation_id = "listMembers", tag = "members",
+    params(VaultId),
+    responses(
+        (status = 200, description = "Every member, with their role", body = MemberList),
+        (status = 404, description = why::NOT_MEMBER),
+    )
+)]
 #[handler]
 async fn list(
     state: Data<&AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<MemberList>> {
     let members = members::list(&state.db, &user.actor(), path_id(&id, "Vault not found")?).await?;
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(MemberList { members }))
 }
 
+/// Add a member by email (owner)
+#[utoipa::path(post, path = "/api/vaults/{id}/members", impl_for = add, operation_id = "addMember", tag = "members",
+    params(VaultId),
+    request_body = AddBody,
+    responses(
+        (status = 201, description = "Added", body = MemberBody),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = "No such vault (or the caller is not a member), or no account has this email"),
+        (status = 409, description = "That user is already a member"),
+    )
+)]
 #[handler]
 async fn add(
     state: Data<&AppState>,
@@ -55,16 +81,27 @@ async fn add(
     let mut tx = state.begin().await?;
     let member = members::add(&mut tx, &user.actor(), id, new).await?;
     tx.commit().await?;
-    Ok(created(json!({ "member": member })))
+    Ok(created(MemberBody { member }))
 }
 
+/// Change a member's role (owner)
+#[utoipa::path(patch, path = "/api/vaults/{id}/members/{userId}", impl_for = change_role, operation_id = "changeMemberRole", tag = "members",
+    params(MemberId),
+    request_body = RoleBody,
+    responses(
+        (status = 200, description = "Changed", body = MemberBody),
+        (status = 403, description = why::NOT_OWNER),
+        (status = 404, description = "No such vault or member, or the caller is not a member"),
+        (status = 409, description = why::LAST_OWNER),
+    )
+)]
 #[handler]
 async fn change_role(
     state: Data<&AppState>,
     user: CurrentUser,
     Path((id, user_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<RoleBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<MemberBody>> {
     let (id, user_id) = (
         path_id(&id, "Vault not found")?,
         path_id(&user_id, "Member not found")?,
@@ -73,9 +110,21 @@ async fn change_role(
     let mut tx = state.begin().await?;
     let member = members::change_role(&mut tx, &user.actor(), id, user_id, role).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "member": member })))
+    Ok(Json(MemberBody { member }))
 }
 
+/// Remove a member (owner), or leave the vault
+///
+/// The member's sockets receive `vault:revoked`.
+#[utoipa::path(delete, path = "/api/vaults/{id}/members/{userId}", impl_for = remove, operation_id = "removeMember", tag = "members",
+    params(MemberId),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "The caller is neither an owner nor that member"),
+        (status = 404, description = "No such vault or member, or the caller is not a member"),
+        (status = 409, description = why::LAST_OWNER),
+    )
+)]
 #[handler]
 async fn remove(
     state: Data<&AppState>,

@@ -1,6 +1,7 @@
 //! The HTTP API (CONTRACT §5): one module per resource, each ending in its routes, plus the
 //! middleware every request passes (request log, `Origin` guard, body limit, JSON errors).
 pub mod auth;
+pub mod body;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -15,15 +16,19 @@ use std::time::Instant;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::StatusCode};
 use tracing::Instrument;
 
-use crate::{error::AppError, security::origins_allowed, state::AppState};
+use crate::{error::AppError, security::origins_allowed, settings::Settings, state::AppState};
+use openapi::ApiRoutes;
 
-pub fn routes() -> Route {
-    let route = Route::new().at("/openapi.json", poem::get(openapi::document));
-    let route = auth::routes(route);
-    let route = vaults::routes(route);
-    let route = members::routes(route);
-    let route = sources::routes(route);
-    events::routes(route)
+/// The REST routes of CONTRACT §3 and §5, `/openapi.json` describing them, and `/docs`
+/// rendering it.
+pub fn routes(settings: &Settings) -> Route {
+    let api = auth::routes(ApiRoutes::default());
+    let api = vaults::routes(api);
+    let api = members::routes(api);
+    let api = sources::routes(api);
+    let api = events::routes(api);
+    api.into_route(&settings.session.cookie_name)
+        .nest("/docs", crate::pages::docs::routes())
 }
 
 /// Wraps the whole app: request id and one log line per request, the `Origin` guard and the

@@ -1,272 +1,163 @@
-//! `GET /api/openapi.json`: an OpenAPI 3.0 description of every REST route. Written as data
-//! (the handlers parse bodies themselves to name the failing field, which the derive-based
-//! generators could not do); a test checks it against the router's routes.
-use poem::{handler, web::Json};
-use serde_json::{Value, json};
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document, generated from each handler's
+//! `#[utoipa::path]` and the bodies' `ToSchema`. The REST routes are mounted from those same
+//! annotations ([`ApiRoutes::mount`]), so no route is served undocumented or documented unserved.
+//! A handler lists only the statuses its own logic gives; `responses` gives each error its body
+//! and adds the responses that come from shared code.
+mod responses;
 
-/// (method, path, summary, request schema, success status, response schema)
-type RouteDoc = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    u16,
-    Option<&'static str>,
-);
+use std::{collections::BTreeMap, sync::Arc};
 
-pub const ROUTES: &[RouteDoc] = &[
-    (
-        "post",
-        "/api/auth/register",
-        "Create an account and sign in",
-        Some("Register"),
-        201,
-        Some("UserEnvelope"),
-    ),
-    (
-        "post",
-        "/api/auth/login",
-        "Sign in",
-        Some("Login"),
-        200,
-        Some("UserEnvelope"),
-    ),
-    (
-        "post",
-        "/api/auth/logout",
-        "Sign out and disconnect this session's sockets",
-        None,
-        204,
-        None,
-    ),
-    (
-        "get",
-        "/api/auth/session",
-        "The current session",
-        None,
-        200,
-        Some("Session"),
-    ),
-    (
-        "get",
-        "/api/vaults",
-        "The caller's vaults",
-        None,
-        200,
-        Some("VaultList"),
-    ),
-    (
-        "post",
-        "/api/vaults",
-        "Create a vault (the caller owns it)",
-        Some("CreateVault"),
-        201,
-        Some("VaultEnvelope"),
-    ),
-    (
-        "get",
-        "/api/vaults/{id}",
-        "A vault and the caller's role",
-        None,
-        200,
-        Some("VaultWithRole"),
-    ),
-    (
-        "patch",
-        "/api/vaults/{id}",
-        "Rename or describe a vault (owner)",
-        Some("PatchVault"),
-        200,
-        Some("VaultEnvelope"),
-    ),
-    (
-        "delete",
-        "/api/vaults/{id}",
-        "Delete a vault (owner)",
-        None,
-        204,
-        None,
-    ),
-    (
-        "get",
-        "/api/vaults/{id}/members",
-        "A vault's members",
-        None,
-        200,
-        Some("MemberList"),
-    ),
-    (
-        "post",
-        "/api/vaults/{id}/members",
-        "Add a member by email (owner)",
-        Some("AddMember"),
-        201,
-        Some("MemberEnvelope"),
-    ),
-    (
-        "patch",
-        "/api/vaults/{id}/members/{userId}",
-        "Change a member's role (owner)",
-        Some("ChangeRole"),
-        200,
-        Some("MemberEnvelope"),
-    ),
-    (
-        "delete",
-        "/api/vaults/{id}/members/{userId}",
-        "Remove a member (owner) or leave",
-        None,
-        204,
-        None,
-    ),
-    (
-        "get",
-        "/api/vaults/{id}/sources",
-        "A page of sources, newest first",
-        None,
-        200,
-        Some("SourcePage"),
-    ),
-    (
-        "post",
-        "/api/vaults/{id}/sources",
-        "Add a source (owner, contributor)",
-        Some("CreateSource"),
-        201,
-        Some("SourceEnvelope"),
-    ),
-    (
-        "get",
-        "/api/sources/{id}",
-        "A source",
-        None,
-        200,
-        Some("SourceEnvelope"),
-    ),
-    (
-        "patch",
-        "/api/sources/{id}",
-        "Update a source; 409 on a stale version",
-        Some("PatchSource"),
-        200,
-        Some("SourceEnvelope"),
-    ),
-    (
-        "delete",
-        "/api/sources/{id}",
-        "Delete a source (owner, contributor)",
-        None,
-        204,
-        None,
-    ),
-    (
-        "get",
-        "/api/vaults/{id}/events",
-        "The vault's event log, oldest first",
-        None,
-        200,
-        Some("EventPage"),
-    ),
-];
+use poem::{Endpoint, Response, Route, RouteMethod, endpoint::make_sync, http::Method};
+use utoipa::{
+    __dev::{SchemaReferences, Tags},
+    PartialSchema, ToSchema,
+    openapi::{
+        ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr, Schema,
+        path::HttpMethod,
+        security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme},
+        tag::TagBuilder,
+    },
+};
 
-fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
+use crate::error::ErrorEnvelope;
+
+/// The security scheme's name in the document; the cookie's own name comes from the settings.
+const SESSION: &str = "session";
+
+/// The REST routes and their documentation, built together.
+#[derive(Default)]
+pub struct ApiRoutes {
+    methods: BTreeMap<String, RouteMethod>,
+    paths: Paths,
+    // Name and schema of every component an operation refers to.
+    schemas: Vec<(String, RefOr<Schema>)>,
 }
 
-fn parameters(path: &str, method: &str) -> Vec<Value> {
-    let mut params: Vec<Value> = path
-        .split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
-        .collect();
-    let query = |name: &str, ty: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": ty } });
-    match (method, path) {
-        ("get", "/api/vaults/{id}/sources") => {
-            params.extend([query("limit", "integer"), query("cursor", "string")])
+impl ApiRoutes {
+    /// Mounts `handler` at the method and path its `#[utoipa::path(impl_for = …)]` names (an
+    /// `/api/…` path: this router is nested at `/api`) and adds its operation to the document.
+    // `SchemaReferences` and `Tags` are how utoipa's own router bindings (utoipa-axum) collect
+    // an operation's schemas and tags; poem has no such binding, so this is one.
+    pub fn mount<H>(mut self, handler: H) -> Self
+    where
+        H: utoipa::Path + SchemaReferences + Tags<'static> + Endpoint + 'static,
+    {
+        let (path, methods) = (H::path(), H::methods());
+        let mut operation = H::operation();
+        operation.tags = Some(H::tags().into_iter().map(String::from).collect());
+        responses::describe_errors(&mut operation);
+        responses::add_shared(&mut operation);
+        self.paths
+            .add_path_operation(&path, methods.clone(), operation);
+        H::schemas(&mut self.schemas);
+        let handler = Arc::new(handler);
+        let route = router_path(&path);
+        let mut method_router = self.methods.remove(&route).unwrap_or_default();
+        for method in methods {
+            method_router = method_router.method(http_method(method), handler.clone());
         }
-        ("get", "/api/vaults/{id}/events") => {
-            params.extend([query("since", "integer"), query("limit", "integer")])
-        }
-        _ => {}
+        self.methods.insert(route, method_router);
+        self
     }
-    params
-}
 
-pub fn build() -> Value {
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary, body, status, response) in ROUTES {
-        let mut responses = json!({
-            "400": { "$ref": "#/components/responses/Error" },
-            "401": { "$ref": "#/components/responses/Error" },
-            "403": { "$ref": "#/components/responses/Error" },
-            "404": { "$ref": "#/components/responses/Error" },
-            "409": { "$ref": "#/components/responses/Error" },
-            "429": { "$ref": "#/components/responses/Error" },
+    /// The router, plus `/openapi.json` serving the document with `cookie_name` as the
+    /// session's security scheme.
+    pub fn into_route(self, cookie_name: &str) -> Route {
+        let doc = document(self.paths, self.schemas, cookie_name);
+        let json = doc.to_json().expect("the OpenAPI document serializes");
+        let serve = make_sync(move |_| {
+            Response::builder()
+                .content_type("application/json")
+                .body(json.clone())
         });
-        responses[status.to_string()] = match response {
-            Some(name) => {
-                json!({ "description": "OK", "content": { "application/json": { "schema": schema_ref(name) } } })
-            }
-            None => json!({ "description": "No content" }),
-        };
-        let mut op = json!({ "summary": summary, "parameters": parameters(path, method), "responses": responses });
-        if let Some(name) = body {
-            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(name) } } });
-        }
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] = op;
+        let route = Route::new().at("/openapi.json", poem::get(serve));
+        self.methods
+            .into_iter()
+            .fold(route, |route, (path, methods)| route.at(path, methods))
     }
-    json!({
-        "openapi": "3.0.3",
-        "info": { "title": "SyncScript Vault", "version": env!("CARGO_PKG_VERSION") },
-        "paths": paths,
-        "components": { "schemas": schemas(), "responses": {
-            "Error": { "description": "Error", "content": { "application/json": { "schema": schema_ref("Error") } } }
-        } },
-    })
 }
 
-fn obj(required: &[&str], props: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": props })
+/// `/api/vaults/{id}` → `/vaults/:id`, poem's spelling under the `/api` nest.
+fn router_path(path: &str) -> String {
+    let path = path
+        .strip_prefix("/api")
+        .expect("REST paths start with /api");
+    path.split('/')
+        .map(|segment| match segment.strip_prefix('{') {
+            Some(param) => format!(":{}", param.trim_end_matches('}')),
+            None => segment.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-fn schemas() -> Value {
-    let s = json!({ "type": "string" });
-    let uuid = json!({ "type": "string", "format": "uuid" });
-    let time = json!({ "type": "string", "format": "date-time" });
-    let role = json!({ "type": "string", "enum": ["owner", "contributor", "viewer"] });
-    json!({
-        "Error": obj(&["error"], json!({ "error": obj(&["code", "message"], json!({
-            "code": s, "message": s,
-            "details": { "type": "array", "items": obj(&["field", "message"], json!({ "field": s, "message": s })) } })) })),
-        "User": obj(&["id", "email", "name"], json!({ "id": uuid, "email": s, "name": s })),
-        "UserEnvelope": obj(&["user"], json!({ "user": schema_ref("User") })),
-        "Session": obj(&["user", "expiresAt"], json!({ "user": schema_ref("User"), "expiresAt": time })),
-        "Register": obj(&["email", "name", "password"], json!({ "email": s, "name": s, "password": { "type": "string", "minLength": 8, "maxLength": 256 } })),
-        "Login": obj(&["email", "password"], json!({ "email": s, "password": s })),
-        "Vault": obj(&["id", "name", "description", "createdAt", "updatedAt"], json!({ "id": uuid, "name": s, "description": s, "createdAt": time, "updatedAt": time })),
-        "VaultEnvelope": obj(&["vault"], json!({ "vault": schema_ref("Vault") })),
-        "VaultWithRole": obj(&["vault", "role"], json!({ "vault": schema_ref("Vault"), "role": role })),
-        "VaultList": obj(&["vaults"], json!({ "vaults": { "type": "array", "items": { "allOf": [schema_ref("Vault"), obj(&["role"], json!({ "role": role }))] } } })),
-        "CreateVault": obj(&["name"], json!({ "name": { "type": "string", "maxLength": 200 }, "description": { "type": "string", "maxLength": 2000 } })),
-        "PatchVault": obj(&[], json!({ "name": s, "description": s })),
-        "Member": obj(&["userId", "email", "name", "role", "joinedAt"], json!({ "userId": uuid, "email": s, "name": s, "role": role, "joinedAt": time })),
-        "MemberEnvelope": obj(&["member"], json!({ "member": schema_ref("Member") })),
-        "MemberList": obj(&["members"], json!({ "members": { "type": "array", "items": schema_ref("Member") } })),
-        "AddMember": obj(&["email", "role"], json!({ "email": s, "role": role })),
-        "ChangeRole": obj(&["role"], json!({ "role": role })),
-        "Source": obj(&["id", "vaultId", "title", "fileUrl", "createdBy", "createdAt", "updatedAt", "version"], json!({
-            "id": uuid, "vaultId": uuid, "title": s, "fileUrl": { "type": "string", "format": "uri" },
-            "createdBy": { "type": "string", "format": "uuid", "nullable": true }, "createdAt": time, "updatedAt": time, "version": { "type": "integer" } })),
-        "SourceEnvelope": obj(&["source"], json!({ "source": schema_ref("Source") })),
-        "SourcePage": obj(&["sources", "nextCursor"], json!({ "sources": { "type": "array", "items": schema_ref("Source") }, "nextCursor": { "type": "string", "nullable": true } })),
-        "CreateSource": obj(&["title", "fileUrl"], json!({ "title": { "type": "string", "maxLength": 300 }, "fileUrl": { "type": "string", "format": "uri", "maxLength": 2048 } })),
-        "PatchSource": obj(&[], json!({ "title": s, "fileUrl": s, "version": { "type": "integer" } })),
-        "EventPage": obj(&["events", "latestSeq"], json!({ "events": { "type": "array", "items": { "type": "object" } }, "latestSeq": { "type": "integer" } })),
-    })
+fn http_method(method: HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Delete => Method::DELETE,
+        _ => panic!("a REST route with a method the router does not mount"),
+    }
 }
 
-#[handler]
-pub async fn document() -> Json<Value> {
-    Json(build())
+fn document(paths: Paths, mut schemas: Vec<(String, RefOr<Schema>)>, cookie_name: &str) -> OpenApi {
+    schemas.push((ErrorEnvelope::name().into(), ErrorEnvelope::schema()));
+    ErrorEnvelope::schemas(&mut schemas);
+    let cookie = ApiKeyValue::with_description(
+        cookie_name,
+        "The session cookie that register and login set (HttpOnly; a browser sends it itself)",
+    );
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .responses_from_iter(responses::components())
+        .security_scheme(SESSION, SecurityScheme::ApiKey(ApiKey::Cookie(cookie)))
+        .build();
+    let tags = [
+        ("auth", "Accounts and cookie sessions (CONTRACT §3)"),
+        ("vaults", "Vaults the caller belongs to"),
+        ("members", "Who belongs to a vault, and as what"),
+        ("sources", "The documents of a vault"),
+        ("events", "A vault's event log (CONTRACT §6)"),
+    ]
+    .map(|(name, about)| {
+        TagBuilder::new()
+            .name(name)
+            .description(Some(about))
+            .build()
+    });
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("SyncScript Vault")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Shared vaults of sources, over REST (this document) and Socket.IO. \
+                     Errors are `{\"error\": {code, message, details?}}`.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components))
+        .security(Some([SecurityRequirement::new(
+            SESSION,
+            Vec::<String>::new(),
+        )]))
+        .tags(Some(tags))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_paths_become_poem_paths_under_the_api_nest() {
+        assert_eq!(router_path("/api/vaults"), "/vaults");
+        assert_eq!(
+            router_path("/api/vaults/{id}/members/{userId}"),
+            "/vaults/:id/members/:userId"
+        );
+    }
 }

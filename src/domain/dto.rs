@@ -1,16 +1,27 @@
-//! The JSON shapes of CONTRACT §3 and §5, built from entity models.
+//! The JSON shapes of CONTRACT §3 and §5, built from entity models. Their `ToSchema` derives
+//! are the OpenAPI document's schemas, so the constraints noted here are the ones `input`
+//! enforces on the way in.
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
+use sea_orm::Iterable;
 use serde::Serialize;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{ObjectBuilder, RefOr, Type, schema::Schema},
+};
 use uuid::Uuid;
 
 use super::{Role, role_name};
 use entities::{sources, users, vaults};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: Uuid,
+    #[schema(format = Email, max_length = 320)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -24,11 +35,13 @@ impl From<&users::Model> for User {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Vault {
     pub id: Uuid,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(max_length = 2000)]
     pub description: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -46,20 +59,24 @@ impl From<&vaults::Model> for Vault {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A vault as listed for the caller: the vault's fields and the caller's role in it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VaultWithRole {
     #[serde(flatten)]
     pub vault: Vault,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub user_id: Uuid,
+    #[schema(format = Email, max_length = 320)]
     pub email: String,
     pub name: String,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
     pub joined_at: DateTime<Utc>,
 }
@@ -76,16 +93,22 @@ impl Member {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     pub id: Uuid,
     pub vault_id: Uuid,
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
     pub file_url: String,
+    /// The user who added it; `null` once that user is deleted.
+    #[schema(required)]
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// 1 when created, one more on every update.
+    #[schema(minimum = 1)]
     pub version: i32,
 }
 
@@ -101,5 +124,24 @@ impl From<&sources::Model> for Source {
             updated_at: m.updated_at,
             version: m.version,
         }
+    }
+}
+
+/// The `role` enum of the OpenAPI document, listed from the domain's [`Role`] (which lives in
+/// the generated `entities` crate, so it cannot derive `ToSchema` itself).
+pub struct RoleName;
+
+impl PartialSchema for RoleName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Role::iter().map(role_name)))
+            .into()
+    }
+}
+
+impl ToSchema for RoleName {
+    fn name() -> Cow<'static, str> {
+        "Role".into()
     }
 }

@@ -17,18 +17,30 @@ use super::{
 use crate::error::{AppError, Result};
 use entities::sources;
 
-#[derive(Debug, serde::Deserialize)]
+/// `{title, fileUrl}`, over REST and the socket alike.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateSource)]
 pub struct SourceFields {
+    /// Trimmed before it is checked and stored.
+    #[schema(min_length = 1, max_length = 300)]
     pub title: String,
+    /// An absolute `http` or `https` URL.
+    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
     pub file_url: String,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+/// `{title?, fileUrl?, version?}`: absent fields are left as they are.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PatchSource)]
 pub struct SourcePatchFields {
+    #[schema(min_length = 1, max_length = 300)]
     pub title: Option<String>,
+    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
     pub file_url: Option<String>,
+    /// The version the client last saw: the update is refused with 409 if it is stale.
+    #[schema(minimum = 1)]
     pub version: Option<i32>,
 }
 

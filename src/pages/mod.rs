@@ -1,7 +1,10 @@
 //! The pages of CONTRACT §8: static HTML, CSS and JS embedded in the binary, plus the
-//! Socket.IO browser client, taken from npm at build time (build.rs), never from a CDN.
+//! Socket.IO browser client, taken from npm at build time (build.rs), never from a CDN; and
+//! the API's documentation page (`docs`).
+pub mod docs;
+
 use poem::{
-    IntoResponse, Request, Response, Route, handler,
+    Body, IntoResponse, Request, Response, Route, handler,
     http::{StatusCode, header},
     web::{Data, Path, Redirect},
 };
@@ -59,23 +62,26 @@ fn page(file: &str) -> Response {
 #[handler]
 async fn asset(Path(file): Path<String>) -> Response {
     if file == "socket.io.min.js" {
-        return respond(SOCKET_IO_CLIENT.to_vec(), "text/javascript; charset=utf-8");
+        return respond(SOCKET_IO_CLIENT, content_type(&file));
     }
-    let kind = match file.rsplit_once('.').map(|(_, ext)| ext) {
+    match Assets::get(&file) {
+        Some(f) => respond(f.data.into_owned(), content_type(&file)),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit_once('.').map(|(_, ext)| ext) {
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
         Some("html") => "text/html; charset=utf-8",
         _ => "application/octet-stream",
-    };
-    match Assets::get(&file) {
-        Some(f) => respond(f.data.into_owned(), kind),
-        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-fn respond(body: Vec<u8>, content_type: &str) -> Response {
+fn respond(body: impl Into<Body>, content_type: &str) -> Response {
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-cache")

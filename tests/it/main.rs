@@ -6,6 +6,7 @@ mod delivery;
 mod foundation;
 mod helpers;
 mod members;
+mod openapi;
 mod realtime;
 mod sources;
 mod vaults;
