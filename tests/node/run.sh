@@ -18,7 +18,7 @@ if ! .venv/bin/openapi-spec-validator --version 2>/dev/null | grep -q "$VALIDATO
 fi
 
 if [ "$#" -eq 0 ]; then
-  set -- socketio.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
+  set -- socketio.test.mjs delivery.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
 fi
 
 exec node --test --test-concurrency=1 "$@"
