@@ -43,6 +43,9 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let demo = settings.demo.seed;
     tracing::info!(database = %settings.redacted_database_url(), "starting");
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let app = Application::build(settings, listener)
         .await
         .map_err(|e| e.to_string())?;

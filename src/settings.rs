@@ -260,6 +260,26 @@ impl Settings {
         Ok(())
     }
 
+    /// Settings that work but probably are not what the operator wants, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let local = self
+            .server
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || self.server.host == "localhost";
+        if !local && self.server.trusted_proxies.is_empty() {
+            warnings.push(
+                "server.trusted_proxies is empty: behind a load balancer every client counts as \
+                 the balancer's address in the login throttle; set it to the balancer's \
+                 addresses, e.g. SYNCSCRIPT_SERVER__TRUSTED_PROXIES='[\"10.0.0.0/8\"]'"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+
     /// The database URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
         redact_url(&self.database.url)

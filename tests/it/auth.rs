@@ -196,6 +196,30 @@ async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
 }
 
 #[tokio::test]
+async fn an_ipv6_client_is_throttled_per_64_network() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]")]).await;
+    let client = app.client();
+    for i in 0..5 {
+        let from = format!("2001:db8:1:2::{i:x}");
+        let email = format!("nobody{i}@example.com");
+        assert_eq!(
+            login_from(&client, &from, &email).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&client, "2001:db8:1:2:ffff::9", "someone@example.com").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64"
+    );
+    assert_eq!(
+        login_from(&client, "2001:db8:1:3::1", "someone@example.com").await,
+        StatusCode::UNAUTHORIZED,
+        "another network"
+    );
+}
+
+#[tokio::test]
 async fn without_a_trusted_proxy_forwarded_for_cannot_dodge_the_throttle() {
     let app = spawn_app().await;
     let client = app.client();

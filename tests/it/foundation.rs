@@ -180,6 +180,17 @@ fn built_in_profiles_set_demo_and_security_defaults() {
     .unwrap();
     assert!(!prod.demo.seed && prod.session.secure);
     assert_eq!(prod.log.format, syncscript::settings::LogFormat::Json);
+    // Production listens for a load balancer: it says what to set for the login throttle.
+    let warnings = prod.warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].starts_with("server.trusted_proxies is empty"),
+        "{warnings:?}"
+    );
+    assert!(
+        dev.warnings().is_empty(),
+        "a laptop on 127.0.0.1 needs no proxy"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! real Socket.IO clients.
 mod auth;
 mod delivery;
+mod edges;
 mod foundation;
 mod helpers;
 mod members;
