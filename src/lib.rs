@@ -2,6 +2,7 @@
 pub mod api;
 pub mod bus;
 pub mod cli;
+pub mod cluster;
 pub mod db;
 pub mod domain;
 pub mod error;

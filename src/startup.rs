@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, health, throttle::LoginThrottle},
     bus::Bus,
+    cluster::Cluster,
     db,
     domain::{passwords::Passwords, sessions, tx::TxFactory},
     metrics::Metrics,
@@ -38,6 +39,8 @@ pub enum StartupError {
     Database(#[from] sea_orm::DbErr),
     #[error("demo seed: {0}")]
     Seed(String),
+    #[error("joining the service: {0}")]
+    Cluster(String),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,9 +69,14 @@ impl Application {
         let (svc, io) = realtime::build(&settings.realtime);
         let metrics = Arc::new(Metrics::new());
         let (bus, heard) = Bus::start(&db).await?;
+        let stop = CancellationToken::new();
+        let cluster = Cluster::join(db.clone(), bus.clone(), stop.clone())
+            .await
+            .map_err(|e| StartupError::Cluster(e.to_string()))?;
         let links = Links::default();
         let rooms = Rooms::new(
             db.clone(),
+            cluster.clone(),
             settings.realtime.presence_interval,
             metrics.clone(),
         );
@@ -81,7 +89,11 @@ impl Application {
         let state = AppState::new(Inner {
             tx: TxFactory::new(db::Writer::new(db.clone()), bus),
             throttle: LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window),
-            limits: SocketLimits::new(settings.realtime.max_sockets_per_user, metrics.clone()),
+            limits: SocketLimits::new(
+                settings.realtime.max_sockets_per_user,
+                cluster,
+                metrics.clone(),
+            ),
             settings,
             db,
             passwords,
@@ -90,7 +102,6 @@ impl Application {
             links: links.clone(),
             metrics,
         });
-        let stop = CancellationToken::new();
         realtime::attach(&state, heard, stop.clone());
         spawn_housekeeping(state.clone(), stop.clone());
         let app = Route::new()

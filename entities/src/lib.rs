@@ -3,8 +3,11 @@
 pub mod events;
 pub mod login_failures;
 pub mod memberships;
+pub mod nodes;
 pub mod prelude;
+pub mod presence;
 pub mod sessions;
+pub mod socket_slots;
 pub mod sources;
 pub mod users;
 pub mod vaults;

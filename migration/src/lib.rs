@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_init;
 mod m20261202_000001_login_failures;
+mod m20261202_000002_cluster;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_init::Migration),
             Box::new(m20261202_000001_login_failures::Migration),
+            Box::new(m20261202_000002_cluster::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::domain::events::Notice;
+use crate::{cluster::PresenceChange, domain::events::Notice};
 
 /// What this node hears.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub enum Heard {
         vault_id: Uuid,
         seq: i64,
     },
+    /// Users came online or left through another node (PostgreSQL only).
+    Presence(PresenceChange),
     /// Notices may have been missed (the listener reconnected): catch up from the log.
     Lost,
 }
@@ -60,6 +62,18 @@ impl Bus {
         match self {
             Self::Local(_) => Ok(()),
             Self::Postgres => postgres::announce(txn, notices).await,
+        }
+    }
+
+    /// Runs inside a presence transaction: on PostgreSQL the other nodes hear of it.
+    pub async fn announce_presence(
+        &self,
+        txn: &DatabaseTransaction,
+        changes: &[PresenceChange],
+    ) -> Result<(), DbErr> {
+        match self {
+            Self::Local(_) => Ok(()),
+            Self::Postgres => postgres::announce_presence(txn, changes).await,
         }
     }
 

@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Heard;
-use crate::domain::events::{Event, EventKind, Notice};
+use crate::{
+    cluster::PresenceChange,
+    domain::events::{Event, EventKind, Notice},
+};
 
 const CHANNEL: &str = "syncscript";
 /// NOTIFY refuses payloads of 8000 bytes or more.
@@ -31,25 +34,37 @@ struct Wire<'a> {
     member: Option<Uuid>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     payload: Option<&'a RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    presence: Option<PresenceChange>,
+}
+
+impl Wire<'_> {
+    fn empty() -> Self {
+        Self {
+            session: None,
+            vault: None,
+            seq: None,
+            kind: None,
+            member: None,
+            payload: None,
+            presence: None,
+        }
+    }
 }
 
 fn encode(notice: &Notice) -> String {
     let wire = match notice {
         Notice::SessionEnded(id) => Wire {
             session: Some(*id),
-            vault: None,
-            seq: None,
-            kind: None,
-            member: None,
-            payload: None,
+            ..Wire::empty()
         },
         Notice::Event(e) => Wire {
-            session: None,
             vault: Some(e.vault_id),
             seq: Some(e.seq),
             kind: Some(e.kind.name()),
             member: e.member,
             payload: Some(&e.payload),
+            ..Wire::empty()
         },
     };
     let text = serde_json::to_string(&wire).expect("serializable");
@@ -66,6 +81,9 @@ fn encode(notice: &Notice) -> String {
 
 fn decode(text: &str) -> Option<Heard> {
     let wire: Wire = serde_json::from_str(text).ok()?;
+    if let Some(change) = wire.presence {
+        return Some(Heard::Presence(change));
+    }
     if let Some(id) = wire.session {
         return Some(Heard::Notice(Notice::SessionEnded(id)));
     }
@@ -84,13 +102,33 @@ fn decode(text: &str) -> Option<Heard> {
 
 pub(super) async fn announce(txn: &DatabaseTransaction, notices: &[Notice]) -> Result<(), DbErr> {
     for notice in notices {
-        txn.execute_raw(Statement::from_sql_and_values(
-            txn.get_database_backend(),
-            "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), encode(notice).into()],
-        ))
-        .await?;
+        notify(txn, encode(notice)).await?;
     }
+    Ok(())
+}
+
+/// Presence changes come split small enough for NOTIFY (see `cluster`).
+pub(super) async fn announce_presence(
+    txn: &DatabaseTransaction,
+    changes: &[PresenceChange],
+) -> Result<(), DbErr> {
+    for change in changes {
+        let wire = Wire {
+            presence: Some(change.clone()),
+            ..Wire::empty()
+        };
+        notify(txn, serde_json::to_string(&wire).expect("serializable")).await?;
+    }
+    Ok(())
+}
+
+async fn notify(txn: &DatabaseTransaction, payload: String) -> Result<(), DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        txn.get_database_backend(),
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), payload.into()],
+    ))
+    .await?;
     Ok(())
 }
 

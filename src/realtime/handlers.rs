@@ -67,7 +67,11 @@ async fn handshake(state: &AppState, s: &SocketRef) -> Result<SocketCtx, Refusal
             Refusal("INTERNAL")
         }
     })?;
-    let Some(slot) = state.limits.take(user.user.id) else {
+    let slot = state.limits.take(user.user.id).await.map_err(|e| {
+        e.log();
+        Refusal("UNAVAILABLE")
+    })?;
+    let Some(slot) = slot else {
         tracing::warn!(user_id = %user.user.id, "too many sockets for one user");
         return Err(Refusal("TOO_MANY_CONNECTIONS"));
     };

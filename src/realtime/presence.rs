@@ -1,74 +1,135 @@
 //! Who is online in one vault (CONTRACT §7 "Presence"): each user once, however many sockets
-//! they have in it. Changes wait for the room's next flush, at most one per
-//! `realtime.presence_interval`, so N arrivals cost O(N) messages, never a full list per
-//! join; a user who comes and goes within one interval is no news. Snapshots and diffs go
+//! they have in it, on this node or any other. Changes wait for the room's next flush, at most
+//! one per `realtime.presence_interval`, so N arrivals cost O(N) messages, never a full list
+//! per join; a user who comes and goes within one interval is no news. Snapshots and diffs go
 //! out in packets of at most [`PAGE`] users, so no packet grows with the room.
-use std::collections::HashMap;
+//!
+//! This node's own comings and goings are also kept apart, to be shared with the other nodes
+//! ([`crate::cluster`]); theirs arrive as the set of nodes each user is online through.
+use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use crate::cluster::PresenceUser;
+
 /// The most users in one `presence` or `presence:diff` packet.
 pub const PAGE: usize = 50;
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PresenceUser {
-    pub user_id: Uuid,
-    pub user_name: String,
-    pub role: &'static str,
-}
 
 #[derive(Default)]
 pub struct Presence {
     online: HashMap<Uuid, Online>,
     /// Changes since the last flush, by user: true when they came online.
     changed: HashMap<Uuid, bool>,
+    /// This node's changes since the last flush: true when a user's first socket here joined.
+    local: HashMap<Uuid, bool>,
 }
 
 struct Online {
     user: PresenceUser,
+    /// Sockets in the vault on this node.
     sockets: usize,
+    /// Other nodes the user is online through.
+    nodes: HashSet<Uuid>,
+}
+
+impl Online {
+    fn is_online(&self) -> bool {
+        self.sockets > 0 || !self.nodes.is_empty()
+    }
+}
+
+/// Records a change that undoes the last unflushed one as no change at all.
+fn note(changes: &mut HashMap<Uuid, bool>, user_id: Uuid, online: bool) {
+    match changes.get(&user_id) {
+        Some(before) if *before != online => {
+            changes.remove(&user_id);
+        }
+        _ => {
+            changes.insert(user_id, online);
+        }
+    }
 }
 
 impl Presence {
-    /// One more socket of this user.
+    /// One more socket of this user, here.
     pub fn join(&mut self, user: PresenceUser) {
         let id = user.user_id;
-        let entry = self.online.entry(id).or_insert(Online { user, sockets: 0 });
-        entry.sockets += 1;
-        if entry.sockets == 1 {
-            self.note(id, true);
+        self.update(id, Some(user), |o| o.sockets += 1);
+        if self.online.get(&id).is_some_and(|o| o.sockets == 1) {
+            note(&mut self.local, id, true);
         }
     }
 
-    /// One socket less; the user leaves with their last one.
+    /// One socket less, here; the user leaves with their last one anywhere.
     pub fn leave(&mut self, user_id: Uuid) {
-        let Some(entry) = self.online.get_mut(&user_id) else {
-            return;
-        };
-        entry.sockets -= 1;
-        if entry.sockets == 0 {
-            self.online.remove(&user_id);
-            self.note(user_id, false);
+        let before = self.online.get(&user_id).map_or(0, |o| o.sockets);
+        self.update(user_id, None, |o| o.sockets = o.sockets.saturating_sub(1));
+        if before == 1 {
+            note(&mut self.local, user_id, false);
         }
     }
 
-    fn note(&mut self, user_id: Uuid, online: bool) {
-        match self.changed.get(&user_id) {
-            // Back to how it was at the last flush: nothing to tell.
-            Some(before) if *before != online => {
-                self.changed.remove(&user_id);
-            }
-            _ => {
-                self.changed.insert(user_id, online);
-            }
+    /// The user came online through another node.
+    pub fn remote_join(&mut self, node: Uuid, user: PresenceUser) {
+        let id = user.user_id;
+        self.update(id, Some(user), |o| {
+            o.nodes.insert(node);
+        });
+    }
+
+    /// The user's last socket on another node left.
+    pub fn remote_leave(&mut self, node: Uuid, user_id: Uuid) {
+        self.update(user_id, None, |o| {
+            o.nodes.remove(&node);
+        });
+    }
+
+    /// Sets what the other nodes say, as read from the presence table.
+    pub fn remote_reset(&mut self, rows: Vec<(Uuid, PresenceUser)>) {
+        let mut by_user: HashMap<Uuid, (PresenceUser, HashSet<Uuid>)> = HashMap::new();
+        for (node, user) in rows {
+            by_user
+                .entry(user.user_id)
+                .or_insert_with(|| (user, HashSet::new()))
+                .1
+                .insert(node);
+        }
+        let known: Vec<Uuid> = self.online.keys().copied().collect();
+        for id in known {
+            let nodes = by_user.get(&id).map(|(_, n)| n.clone()).unwrap_or_default();
+            self.update(id, None, |o| o.nodes = nodes);
+        }
+        for (id, (user, nodes)) in by_user {
+            self.update(id, Some(user), |o| o.nodes = nodes);
+        }
+    }
+
+    /// Applies `change` to a user's entry (made from `user` if missing) and notes whether
+    /// they came online or went offline.
+    fn update(&mut self, id: Uuid, user: Option<PresenceUser>, change: impl FnOnce(&mut Online)) {
+        let was = self.online.get(&id).is_some_and(Online::is_online);
+        let entry = match (self.online.get_mut(&id), user) {
+            (Some(entry), _) => entry,
+            (None, Some(user)) => self.online.entry(id).or_insert(Online {
+                user,
+                sockets: 0,
+                nodes: HashSet::new(),
+            }),
+            (None, None) => return,
+        };
+        change(entry);
+        let now = entry.is_online();
+        if !now {
+            self.online.remove(&id);
+        }
+        if was != now {
+            note(&mut self.changed, id, now);
         }
     }
 
     pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty()
+        !self.changed.is_empty() || !self.local.is_empty()
     }
 
     /// The `presence` packets for a socket that joined: the whole list, in pages.
@@ -96,15 +157,7 @@ impl Presence {
     /// The `presence:diff` packets for the changes since the last flush, in pages.
     pub fn take_diff(&mut self, vault_id: Uuid) -> Vec<Value> {
         let changed = std::mem::take(&mut self.changed);
-        let mut joins: Vec<&PresenceUser> = Vec::new();
-        let mut leaves: Vec<Uuid> = Vec::new();
-        for (id, online) in changed {
-            match (online, self.online.get(&id)) {
-                (true, Some(o)) => joins.push(&o.user),
-                (false, _) => leaves.push(id),
-                (true, None) => {}
-            }
-        }
+        let (joins, leaves) = self.split(changed);
         let pages = joins.len().max(leaves.len()).div_ceil(PAGE);
         (0..pages)
             .map(|i| {
@@ -116,6 +169,26 @@ impl Presence {
                 })
             })
             .collect()
+    }
+
+    /// This node's own changes since the last flush, for the other nodes.
+    pub fn take_local(&mut self) -> (Vec<PresenceUser>, Vec<Uuid>) {
+        let local = std::mem::take(&mut self.local);
+        let (joins, leaves) = self.split(local);
+        (joins.into_iter().cloned().collect(), leaves)
+    }
+
+    fn split(&self, changes: HashMap<Uuid, bool>) -> (Vec<&PresenceUser>, Vec<Uuid>) {
+        let mut joins = Vec::new();
+        let mut leaves = Vec::new();
+        for (id, online) in changes {
+            match (online, self.online.get(&id)) {
+                (true, Some(o)) => joins.push(&o.user),
+                (false, _) => leaves.push(id),
+                (true, None) => {}
+            }
+        }
+        (joins, leaves)
     }
 }
 
@@ -137,6 +210,7 @@ mod tests {
         p.join(user(1));
         p.join(user(1));
         assert_eq!(p.take_diff(vault).len(), 1);
+        assert_eq!(p.take_local().0.len(), 1);
         p.leave(user(1).user_id);
         assert!(!p.has_changes(), "one tab left, still online");
         p.leave(user(1).user_id);
@@ -150,6 +224,23 @@ mod tests {
         p.join(user(1));
         p.leave(user(1).user_id);
         assert!(!p.has_changes());
+    }
+
+    #[test]
+    fn a_user_online_through_another_node_stays_online_when_they_leave_here() {
+        let (mut p, vault, node) = (Presence::default(), Uuid::nil(), Uuid::from_u128(9));
+        p.remote_join(node, user(1));
+        p.join(user(1));
+        let _ = p.take_diff(vault);
+        assert_eq!(p.take_local().0, [user(1)], "this node tells the others");
+        p.leave(user(1).user_id);
+        assert!(
+            p.take_diff(vault).is_empty(),
+            "still online through the other node"
+        );
+        assert_eq!(p.take_local().1, [user(1).user_id]);
+        p.remote_reset(Vec::new());
+        assert_eq!(p.take_diff(vault)[0]["leaves"], json!([user(1).user_id]));
     }
 
     #[test]

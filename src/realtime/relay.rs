@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     bus::Heard,
+    cluster::{Cluster, PresenceChange},
     domain::{
         events::{self, Event, EventKind, Notice},
         sessions, vaults,
@@ -36,7 +37,9 @@ pub enum Item {
     Event(Event),
     /// An event up to this `seq` was committed; read it from the log.
     Hint(i64),
-    /// Notices may have been missed: read the log up to its end.
+    /// Users came online or left through another node.
+    Presence(PresenceChange),
+    /// Notices may have been missed: read the log up to its end, and presence again.
     Lost,
 }
 
@@ -61,6 +64,11 @@ pub async fn dispatch(
                 rooms.route(event.vault_id, Item::Event(event))
             }
             Some(Heard::Hint { vault_id, seq }) => rooms.route(vault_id, Item::Hint(seq)),
+            Some(Heard::Presence(change)) => {
+                if change.node != rooms.shared().cluster.node() {
+                    rooms.route(change.vault, Item::Presence(change));
+                }
+            }
             Some(Heard::Notice(Notice::SessionEnded(session_id))) => {
                 end_session(&rooms, &io, session_id)
             }
@@ -150,26 +158,36 @@ struct Relay {
     shared: Weak<Shared>,
     room: Arc<Room>,
     db: sea_orm::DatabaseConnection,
+    cluster: Cluster,
     presence_interval: Duration,
 }
 
 impl Relay {
-    /// Reads where the vault's log stands (the room is already registered, so nothing
-    /// committed from here on goes unheard) and opens the room to joins.
+    /// Reads where the vault's log stands and who is online through other nodes (the room
+    /// is already registered, so nothing from here on goes unheard), then opens the room.
     async fn start(shared: &Weak<Shared>, room: Arc<Room>) -> Option<Self> {
-        let (db, presence_interval) = {
+        let relay = {
             let s = shared.upgrade()?;
-            (s.db.clone(), s.presence_interval)
-        };
-        let relay = Self {
-            shared: shared.clone(),
-            room,
-            db,
-            presence_interval,
+            Self {
+                shared: shared.clone(),
+                room,
+                db: s.db.clone(),
+                cluster: s.cluster.clone(),
+                presence_interval: s.presence_interval,
+            }
         };
         let latest = relay.retry(|| relay.latest_seq()).await?;
+        relay.reload_presence().await?;
         relay.room.set_ready(latest);
         Some(relay)
+    }
+
+    async fn reload_presence(&self) -> Option<()> {
+        let vault = self.room.vault_id;
+        let rows = self.retry(|| self.cluster.presence_of(vault)).await?;
+        self.room.lock().presence.remote_reset(rows);
+        self.room.presence_changed.notify_one();
+        Some(())
     }
 
     fn rooms(&self) -> Option<Rooms> {
@@ -216,11 +234,26 @@ impl Relay {
                 self.deliver(event);
             }
             Item::Hint(seq) => self.catch_up(seq).await,
-            Item::Lost => match self.retry(|| self.latest_seq()).await {
-                Some(Some(latest)) => self.catch_up(latest).await,
-                Some(None) => self.vault_gone(),
-                None => {}
-            },
+            Item::Presence(change) => {
+                {
+                    let mut st = self.room.lock();
+                    for user in &change.joins {
+                        st.presence.remote_join(change.node, user.user());
+                    }
+                    for user_id in change.leaves {
+                        st.presence.remote_leave(change.node, user_id);
+                    }
+                }
+                self.room.presence_changed.notify_one();
+            }
+            Item::Lost => {
+                match self.retry(|| self.latest_seq()).await {
+                    Some(Some(latest)) => self.catch_up(latest).await,
+                    Some(None) => self.vault_gone(),
+                    None => {}
+                }
+                self.reload_presence().await;
+            }
         }
     }
 
@@ -310,12 +343,13 @@ impl Relay {
     }
 
     fn flush_presence(&self) {
-        let (targets, packets) = {
+        let (targets, packets, (joins, leaves)) = {
             let mut st = self.room.lock();
             let packets = st.presence.take_diff(self.room.vault_id);
             let targets: Vec<SocketRef> = st.members.values().map(|m| m.socket.clone()).collect();
-            (targets, packets)
+            (targets, packets, st.presence.take_local())
         };
+        self.cluster.publish(self.room.vault_id, &joins, leaves);
         for packet in packets {
             let slow = fanout::send_all(&targets, "presence:diff", &packet);
             self.drop_consumers(&slow);

@@ -22,7 +22,7 @@ use super::{
     presence::{Presence, PresenceUser},
     relay::{self, Item},
 };
-use crate::metrics::Metrics;
+use crate::{cluster::Cluster, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct Rooms(Arc<Shared>);
@@ -30,6 +30,7 @@ pub struct Rooms(Arc<Shared>);
 pub(super) struct Shared {
     map: Mutex<HashMap<Uuid, Entry>>,
     pub(super) db: DatabaseConnection,
+    pub(super) cluster: Cluster,
     pub(super) presence_interval: Duration,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -75,10 +76,16 @@ pub enum Admission {
 }
 
 impl Rooms {
-    pub fn new(db: DatabaseConnection, presence_interval: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        cluster: Cluster,
+        presence_interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self(Arc::new(Shared {
             map: Mutex::default(),
             db,
+            cluster,
             presence_interval,
             metrics,
         }))

@@ -68,8 +68,10 @@ class Server {
   }
 
   env() {
+    // SYNCSCRIPT_BIN names the binary for these suites; the server would read it as config.
+    const { SYNCSCRIPT_BIN: _bin, ...inherited } = process.env;
     return {
-      ...process.env,
+      ...inherited,
       SYNCSCRIPT_SERVER__PORT: String(this.port),
       SYNCSCRIPT_SERVER__HOST: '127.0.0.1',
       SYNCSCRIPT_DATABASE__URL: `sqlite://${this.dir}/test.db?mode=rwc`,
