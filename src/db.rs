@@ -40,6 +40,64 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
     Ok(db)
 }
 
+/// Held while this node migrates and seeds: nodes started together on an empty PostgreSQL
+/// database take turns (an advisory lock, on a connection of its own so that it is held and
+/// released by the same session; a node that dies holding it releases it with its session).
+pub struct StartupLock(Option<sqlx::PgConnection>);
+
+const STARTUP_LOCK_KEY: i64 = 0x5359_4e43_5343_5231; // "SYNCSCR1"
+
+pub async fn startup_lock(db: &DatabaseConnection) -> Result<StartupLock, sea_orm::DbErr> {
+    use sea_orm::sqlx::Connection;
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(StartupLock(None));
+    }
+    let options = db.get_postgres_connection_pool().connect_options();
+    let failed = |e: sqlx::Error| sea_orm::DbErr::Custom(format!("start-up lock: {e}"));
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(failed)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(STARTUP_LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .map_err(failed)?;
+    Ok(StartupLock(Some(conn)))
+}
+
+impl StartupLock {
+    pub async fn release(self) {
+        use sea_orm::sqlx::Connection;
+        if let Some(conn) = self.0 {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// SQLite serves one node: the serving process holds an exclusive lock on the database file
+/// for as long as it runs, and a second one is refused at start.
+pub fn claim_sqlite_file(cfg: &DatabaseSettings) -> Result<Option<std::fs::File>, sea_orm::DbErr> {
+    let Some(path) = sqlite_path(&cfg.url) else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| sea_orm::DbErr::Custom(format!("cannot open {path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(sea_orm::DbErr::Custom(format!(
+            "{path} is in use by another syncscript process; SQLite serves one node (use PostgreSQL for several)"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(sea_orm::DbErr::Custom(format!("cannot lock {path}: {e}")))
+        }
+    }
+}
+
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     let pending = Migrator::get_pending_migrations(db).await?.len();
     if pending > 0 {

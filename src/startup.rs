@@ -31,6 +31,8 @@ pub struct Application {
     app: poem::endpoint::BoxEndpoint<'static>,
     /// Stops the background tasks once the server has stopped.
     stop: CancellationToken,
+    /// The SQLite file this node serves, locked while it runs.
+    sqlite_file: Option<std::fs::File>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,8 @@ impl Application {
     /// Connects, migrates, seeds (when configured) and wires everything; does not serve yet.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
         let db = db::connect(&settings.database).await?;
+        let sqlite_file = db::claim_sqlite_file(&settings.database)?;
+        let startup = db::startup_lock(&db).await?;
         db::migrate(&db).await?;
         let passwords = Passwords::new();
         if settings.demo.seed {
@@ -56,7 +60,10 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
         }
-        Self::with_db(settings, listener, db, passwords).await
+        startup.release().await;
+        let mut app = Self::with_db(settings, listener, db, passwords).await?;
+        app.sqlite_file = sqlite_file;
+        Ok(app)
     }
 
     async fn with_db(
@@ -118,6 +125,7 @@ impl Application {
             state,
             app,
             stop,
+            sqlite_file: None,
         })
     }
 
@@ -140,6 +148,7 @@ impl Application {
             state,
             app,
             stop,
+            sqlite_file,
             ..
         } = self;
         let io = state.io.clone();
@@ -153,6 +162,7 @@ impl Application {
             .run_with_graceful_shutdown(app, signal, Some(timeout))
             .await;
         stop.cancel();
+        drop(sqlite_file);
         served
     }
 }

@@ -141,7 +141,11 @@ pub(super) async fn run(
         tokio::select! {
             item = queue.recv() => match item {
                 Some(item) => relay.handle(item).await,
-                None => return,
+                None => {
+                    // The room is closing: its last leaves still go to the other nodes.
+                    relay.flush_presence();
+                    return;
+                }
             },
             _ = relay.room.presence_changed.notified(), if flush_at.is_none() => {
                 flush_at = Some(Instant::now() + relay.presence_interval);

@@ -7,6 +7,7 @@ mod edges;
 mod foundation;
 mod helpers;
 mod members;
+mod multinode;
 mod openapi;
 mod realtime;
 mod sources;

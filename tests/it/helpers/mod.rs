@@ -269,6 +269,69 @@ impl TestApp {
     }
 }
 
+/// `n` nodes of one service on one fresh database (the first keeps a SQLite folder alive).
+pub async fn spawn_nodes(n: usize, overrides: &[(&str, &str)]) -> Vec<TestApp> {
+    let (db_url, mut dir) = fresh_database().await;
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(spawn_on(db_url.clone(), dir.take(), overrides).await);
+    }
+    nodes
+}
+
+/// The server binary as a child process on a free port, killed when dropped.
+pub struct BinaryNode {
+    pub child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl BinaryNode {
+    pub async fn start(db_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncscript"))
+            .env("SYNCSCRIPT_DATABASE__URL", db_url)
+            .env("SYNCSCRIPT_SERVER__PORT", port.to_string())
+            .env("SYNCSCRIPT_LOG__LEVEL", "warn")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for _ in 0..200 {
+            let ready = reqwest::get(format!("http://{addr}/readyz")).await;
+            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return Self { child, addr };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the binary did not become ready");
+    }
+
+    /// A client of this node, in the shape of [`TestApp::client`].
+    pub fn client(&self, cookie_name: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            base: format!("http://{}", self.addr),
+            cookie_name: cookie_name.to_string(),
+            jar_cookie: Arc::default(),
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, exactly like a crash.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
 /// The connections [`TestApp::hold_pool`] took.
 pub enum HeldPool {
     Sqlite(Vec<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>>),
