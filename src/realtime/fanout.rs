@@ -4,10 +4,13 @@
 //! `realtime.stall_timeout` without progress; a socket that reads nothing that long is a slow
 //! consumer too.
 //!
-//! On long-polling a replay also keeps room in the buffer: engineioxide starts an upgrade to
-//! WebSocket by queueing one packet, and stops draining the buffer for polls meanwhile, so an
-//! upgrade that finds the buffer full waits until it times out (engineioxide 0.17.9,
-//! `upgrade_handshake`).
+//! A socket's own replies also go out in a window: no more than [`Pace::window_bytes`] wait
+//! unwritten, because a WebSocket's write buffer keeps the size of the largest burst it ever
+//! held (tungstenite never shrinks it), for as long as the socket lives. On long-polling the
+//! window is also counted in packets, to keep room in the buffer: engineioxide starts an
+//! upgrade to WebSocket by queueing one packet, and stops draining the buffer for polls
+//! meanwhile, so an upgrade that finds the buffer full waits until it times out
+//! (engineioxide 0.17.9, `upgrade_handshake`).
 use std::time::Duration;
 
 use serde::Serialize;
@@ -49,21 +52,30 @@ pub enum Unsent {
 pub struct Pace {
     /// How long to wait for room while nothing leaves the buffer.
     pub patience: Duration,
-    /// The most packets a replay keeps queued on long-polling.
+    /// The most packets queued unwritten on long-polling.
     pub polling_window: usize,
+    /// The most bytes queued unwritten.
+    pub window_bytes: usize,
 }
 
-/// Sends to one socket, waiting for room in its buffer while its transport makes progress.
+impl Pace {
+    fn is_open(&self, socket: &SocketRef, link: &Link) -> bool {
+        let (packets, bytes) = link.queued();
+        let polling = socket.transport_type() == TransportType::Polling;
+        bytes < self.window_bytes && !(polling && packets >= self.polling_window)
+    }
+}
+
+/// Sends one packet of about `bytes` to one socket, waiting for room in its window and its
+/// buffer while its transport makes progress.
 pub async fn send_waiting<T: Serialize + ?Sized>(
     socket: &SocketRef,
     link: &Link,
-    event: &str,
-    data: &T,
+    (event, data, bytes): (&str, &T, usize),
     pace: Pace,
 ) -> Result<(), Unsent> {
     let patience = pace.patience;
-    while socket.transport_type() == TransportType::Polling && link.queued() >= pace.polling_window
-    {
+    while !pace.is_open(socket, link) {
         tokio::time::timeout(patience, link.wait_drained())
             .await
             .map_err(|_| Unsent::Stalled)?;
@@ -71,7 +83,7 @@ pub async fn send_waiting<T: Serialize + ?Sized>(
     loop {
         match socket.emit(event, data) {
             Ok(()) => {
-                link.queued_one();
+                link.queued_one(bytes);
                 return Ok(());
             }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {}

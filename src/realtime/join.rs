@@ -62,6 +62,8 @@ fn denied() -> AppError {
 
 /// Events read from the log per query during a replay.
 const PAGE: u64 = 200;
+/// The most bytes of a join's replies waiting unwritten (see [`fanout`]).
+const WINDOW_BYTES: usize = 16 * 1024;
 
 pub(super) async fn join(
     state: AppState,
@@ -166,6 +168,7 @@ impl Joining<'_> {
             // A poll's answer can miss what was queued while it was written, so up to twice
             // the window may wait in the buffer: a quarter keeps half of it free.
             polling_window: (cfg.max_buffer_size / 4).max(1),
+            window_bytes: WINDOW_BYTES,
         }
     }
 
@@ -199,7 +202,8 @@ impl Joining<'_> {
                     };
                 }
                 if send {
-                    self.send(event.kind.name(), &*event.payload).await?;
+                    let bytes = event.payload.get().len();
+                    self.send(event.kind.name(), &*event.payload, bytes).await?;
                 }
             }
         }
@@ -217,9 +221,10 @@ impl Joining<'_> {
         let role = role_name(role);
         let joined =
             json!({ "vaultId": vault_id, "role": role, "latestSeq": latest_seq, "resync": resync });
-        self.send("vault:joined", &joined).await?;
+        self.send("vault:joined", &joined, 128).await?;
         for packet in &presence {
-            self.send("presence", packet).await?;
+            let bytes = packet["users"].as_array().map_or(0, |u| u.len() * 100);
+            self.send("presence", packet, bytes).await?;
         }
         tracing::debug!(sid = %self.socket.id, %vault_id, since = ?self.since, latest_seq, resync, "joined vault");
         Ok(
@@ -229,9 +234,15 @@ impl Joining<'_> {
 
     /// Sends to the joining socket, waiting for room; a socket that reads nothing for the
     /// stall timeout is dropped as a slow consumer.
-    async fn send<T: serde::Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<()> {
+    async fn send<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        bytes: usize,
+    ) -> Result<()> {
         let link = self.ctx.link();
-        match fanout::send_waiting(self.socket, link, event, data, self.pace()).await {
+        let packet = (event, data, bytes);
+        match fanout::send_waiting(self.socket, link, packet, self.pace()).await {
             Ok(()) => Ok(()),
             Err(Unsent::Stalled) => {
                 self.state.rooms.drop_consumer(self.socket);

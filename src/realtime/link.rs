@@ -30,8 +30,9 @@ pub struct Link {
     write: AtomicWaker,
     on_kill: Notify,
     drained: Notify,
-    /// Packets a replay queued since the transport last took some.
+    /// Packets, and their bytes, that a replay queued since the transport last took some.
     queued: AtomicUsize,
+    queued_bytes: AtomicUsize,
 }
 
 impl Link {
@@ -59,16 +60,22 @@ impl Link {
     /// Something left the session's buffer.
     pub fn drained(&self) {
         self.queued.store(0, Ordering::Relaxed);
+        self.queued_bytes.store(0, Ordering::Relaxed);
         self.drained.notify_one();
     }
 
-    /// A replay queued one more packet.
-    pub fn queued_one(&self) {
+    /// A replay queued one more packet of about `bytes`.
+    pub fn queued_one(&self, bytes: usize) {
         self.queued.fetch_add(1, Ordering::Relaxed);
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+    /// What a replay queued since the transport last took some: packets and bytes.
+    pub fn queued(&self) -> (usize, usize) {
+        (
+            self.queued.load(Ordering::Relaxed),
+            self.queued_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// Resolves after the next [`Link::drained`] (or at once if one happened since the last

@@ -143,7 +143,7 @@ pub(super) async fn run(
                 Some(item) => relay.handle(item).await,
                 None => {
                     // The room is closing: its last leaves still go to the other nodes.
-                    relay.flush_presence();
+                    relay.flush_presence().await;
                     return;
                 }
             },
@@ -152,7 +152,7 @@ pub(super) async fn run(
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                 flush_at = None;
-                relay.flush_presence();
+                relay.flush_presence().await;
             }
         }
     }
@@ -346,7 +346,9 @@ impl Relay {
         self.drop_consumers(&slow);
     }
 
-    fn flush_presence(&self) {
+    /// Sends the room's presence changes, a page at a time: between pages the sockets' writers
+    /// run, so no socket holds several pages unwritten (see [`fanout`]).
+    async fn flush_presence(&self) {
         let (targets, packets, (joins, leaves)) = {
             let mut st = self.room.lock();
             let packets = st.presence.take_diff(self.room.vault_id);
@@ -354,8 +356,11 @@ impl Relay {
             (targets, packets, st.presence.take_local())
         };
         self.cluster.publish(self.room.vault_id, &joins, leaves);
-        for packet in packets {
-            let slow = fanout::send_all(&targets, "presence:diff", &packet);
+        for (i, packet) in packets.iter().enumerate() {
+            if i > 0 {
+                tokio::task::yield_now().await;
+            }
+            let slow = fanout::send_all(&targets, "presence:diff", packet);
             self.drop_consumers(&slow);
         }
     }

@@ -796,3 +796,52 @@ async fn metrics_count_sockets_rooms_and_events() {
     assert_eq!(value("syncscript_events_published_total "), 1.0);
     assert_eq!(value("syncscript_event_fanout_seconds_count "), 1.0);
 }
+
+#[tokio::test]
+async fn presence_of_more_than_fifty_users_comes_in_pages_of_fifty() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__PRESENCE_INTERVAL", "1s")]).await;
+    let vault = app.demo_vault().await;
+    let (_, mut watcher) = joined(&app, OWNER, &vault).await;
+    let _ = watcher.drain(Duration::from_millis(1200)).await;
+    let crowd = app.crowd(&vault, 60).await;
+    let mut sockets = Vec::new();
+    for member in &crowd {
+        let mut socket = app.socket(member).await;
+        assert_eq!(socket.join(&vault).await["ok"], true);
+        sockets.push(socket);
+    }
+    // One interval's sixty arrivals: two diffs, neither over fifty entries.
+    let diffs: Vec<Value> = watcher
+        .drain(Duration::from_millis(2500))
+        .await
+        .into_iter()
+        .filter(|(n, _)| n == "presence:diff")
+        .map(|(_, v)| v)
+        .collect();
+    let sizes: Vec<usize> = diffs
+        .iter()
+        .map(|d| d["joins"].as_array().unwrap().len())
+        .collect();
+    assert!(sizes.iter().all(|n| *n <= 50), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 60);
+
+    // A newcomer's snapshot: pages of at most fifty, all but the last marked `more`.
+    let mut newcomer = app.socket(&app.login(CONTRIBUTOR).await).await;
+    assert_eq!(newcomer.join(&vault).await["ok"], true);
+    let pages: Vec<Value> = newcomer
+        .drain(QUIET)
+        .await
+        .into_iter()
+        .filter(|(n, _)| n == "presence")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!(pages[0]["more"], true);
+    assert!(pages[1].get("more").is_none());
+    let users: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["users"].as_array().unwrap())
+        .collect();
+    assert_eq!(pages[0]["users"].as_array().unwrap().len(), 50);
+    assert_eq!(users.len(), 62, "the owner, the crowd and the newcomer");
+}

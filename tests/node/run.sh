@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the Node suites (socket.io-client, Chromium, OpenAPI) against the server binary.
+# Runs the Node suites (socket.io-client, Chromium, OpenAPI, three nodes behind nginx) against the server binary.
 # Usage: tests/node/run.sh [test files...]   (default: every *.test.mjs here)
-# Env: SYNCSCRIPT_BIN (default target/debug/syncscript), CHROMIUM_PATH (default /usr/bin/chromium).
+# Env: SYNCSCRIPT_BIN (default target/debug/syncscript), CHROMIUM_PATH (default /usr/bin/chromium),
+# CI_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) and NGINX_BIN (default
+# /usr/sbin/nginx) for multinode.test.mjs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,7 +20,7 @@ if ! .venv/bin/openapi-spec-validator --version 2>/dev/null | grep -q "$VALIDATO
 fi
 
 if [ "$#" -eq 0 ]; then
-  set -- socketio.test.mjs delivery.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
+  set -- socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
 fi
 
 exec node --test --test-concurrency=1 "$@"

@@ -51,6 +51,11 @@
     reloading: null, // promise of a REST reload in progress
     buffered: [],
     presence: new Map(), // userId -> {userId, userName, role}
+    // A snapshot may come in several packets (all but the last with `more`); diffs that
+    // arrive from sending the join until the snapshot is whole wait, then apply on top of it.
+    snapshot: null,
+    presenceWaiting: true,
+    pendingDiffs: [],
     gapTimer: null,
   };
 
@@ -477,16 +482,30 @@
 
   function onPresence(payload) {
     if (!payload || !sameId(payload.vaultId, vaultId) || state.ended) return;
-    logLine('presence', null, (payload.users || []).length + ' online');
-    state.presence.clear();
-    (payload.users || []).forEach(function (user) { state.presence.set(user.userId, user); });
+    if (!state.snapshot) state.snapshot = new Map();
+    (payload.users || []).forEach(function (user) { state.snapshot.set(user.userId, user); });
+    if (payload.more === true) return;
+    logLine('presence', null, state.snapshot.size + ' online');
+    state.presence = state.snapshot;
+    state.snapshot = null;
+    state.presenceWaiting = false;
+    state.pendingDiffs.splice(0).forEach(applyPresenceDiff);
+    renderPresence();
+  }
+
+  function onPresenceDiff(payload) {
+    if (!payload || !sameId(payload.vaultId, vaultId) || state.ended) return;
+    if (state.presenceWaiting) {
+      state.pendingDiffs.push(payload);
+      return;
+    }
+    applyPresenceDiff(payload);
     renderPresence();
   }
 
   // Within one batched diff a user in both lists left and came back (or came and went):
   // either way their state before the batch stands.
-  function onPresenceDiff(payload) {
-    if (!payload || !sameId(payload.vaultId, vaultId) || state.ended) return;
+  function applyPresenceDiff(payload) {
     const joins = payload.joins || [];
     const leaves = new Set(payload.leaves || []);
     logLine('presence:diff', null, '+' + joins.length + ' −' + leaves.size);
@@ -495,16 +514,16 @@
     joins.forEach(function (user) {
       if (!leaves.has(user.userId) || state.presence.has(user.userId)) state.presence.set(user.userId, user);
     });
-    renderPresence();
   }
-
-  // ---------- socket ----------
 
   async function join() {
     if (state.ended) return;
     if (state.reloading) await state.reloading.catch(function () {});
     state.joining = true;
     state.joined = false;
+    state.snapshot = null;
+    state.presenceWaiting = true;
+    state.pendingDiffs = [];
     const since = state.applied.upTo;
     state.socket.emit('vault:join', { vaultId: vaultId, since: since }, function (ack) {
       if (ack && ack.ok) onJoined(ack, false);

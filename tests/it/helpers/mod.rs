@@ -259,6 +259,51 @@ impl TestApp {
         vault.last_seq
     }
 
+    /// `n` more members of a vault (viewers, named `Member 0`…), each signed in: made in the
+    /// database with the demo password's hash, so no password is hashed `n` times.
+    pub async fn crowd(&self, vault: &str, n: usize) -> Vec<Client> {
+        use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+        use syncscript::domain::{Role, sessions};
+        let hash = entities::users::Entity::find()
+            .filter(entities::users::Column::Email.eq(VIEWER))
+            .one(self.db())
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        let mut clients = Vec::new();
+        for i in 0..n {
+            let id = uuid::Uuid::new_v4();
+            entities::users::Entity::insert(entities::users::ActiveModel {
+                id: Set(id),
+                email: Set(format!("member{i}-{id}@example.com")),
+                name: Set(format!("Member {i}")),
+                password_hash: Set(hash.clone()),
+                created_at: Set(chrono::Utc::now()),
+            })
+            .exec_without_returning(self.db())
+            .await
+            .unwrap();
+            entities::memberships::Entity::insert(entities::memberships::ActiveModel {
+                vault_id: Set(vault.parse().unwrap()),
+                user_id: Set(id),
+                role: Set(Role::Viewer),
+                joined_at: Set(chrono::Utc::now()),
+            })
+            .exec_without_returning(self.db())
+            .await
+            .unwrap();
+            let (token, _) = sessions::create(self.db(), id, self.state.lifetimes())
+                .await
+                .unwrap();
+            let client = self.client();
+            let cookie = format!("{}={token}", self.state.settings.session.cookie_name);
+            *client.jar_cookie.lock().unwrap() = Some(cookie);
+            clients.push(client);
+        }
+        clients
+    }
+
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
