@@ -208,3 +208,61 @@ export async function waitFor(check, ms = 5_000, what = 'condition') {
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
+
+/** The PostgreSQL server the multi-node suite uses (CI_POSTGRES_URL overrides it, as in .ci/run). */
+export function postgresUrl() {
+  return process.env.CI_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+}
+
+/** Runs one SQL statement with psql on `url`; rejects with psql's stderr when it fails. */
+export function psql(url, sql) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('psql', [url, '-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.once('error', reject);
+    proc.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`psql ${sql}: exit ${code}: ${err}`))));
+  });
+}
+
+/**
+ * Starts `count` nodes at once on one fresh PostgreSQL database (demo seed on, so they race
+ * to migrate and seed it). `stop()` stops every node and drops the database.
+ */
+export async function startCluster(count, extraEnv = {}) {
+  const bin = binaryPath();
+  if (!existsSync(bin)) throw new Error(`server binary not found at ${bin} (build it or set SYNCSCRIPT_BIN)`);
+  const admin = postgresUrl();
+  const database = `syncscript_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  await psql(admin, `CREATE DATABASE "${database}"`);
+  const url = new URL(admin);
+  url.pathname = `/${database}`;
+  const cluster = {
+    database,
+    databaseUrl: url.toString(),
+    nodes: [],
+    async stop() {
+      await Promise.allSettled(this.nodes.map((node) => node.stop()));
+      await psql(admin, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    },
+  };
+  const ports = new Set();
+  try {
+    for (let i = 0; i < count; i += 1) {
+      let port = await freePort();
+      while (ports.has(port)) port = await freePort();
+      ports.add(port);
+      const dir = mkdtempSync(path.join(tmpdir(), `syncscript-node${i + 1}-`));
+      cluster.nodes.push(new Server(bin, dir, port, { SYNCSCRIPT_DATABASE__URL: cluster.databaseUrl, ...extraEnv }));
+    }
+    await Promise.all(cluster.nodes.map((node) => node.start()));
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+  return cluster;
+}
