@@ -130,20 +130,22 @@ async fn a_replay_of_900_events_arrives_whole_in_order_before_joined_and_the_ack
     assert!(joined < ack_at, "then the ack");
 }
 
-#[tokio::test]
-async fn a_replay_of_900_events_arrives_whole_over_long_polling() {
-    let app = spawn_app().await;
+/// A vault with 900 events, and the viewer's polling session that just asked to replay them
+/// all (its ack is number 1).
+async fn replaying_900_over_polling(app: &TestApp) -> (Client, PollingClient) {
     let vault = app.demo_vault().await;
     app.commit_sources(&vault, 900, false).await;
     let viewer = app.login(VIEWER).await;
-    let polling = polling_connected(&app, &viewer).await;
-    polling
-        .emit(
-            "vault:join",
-            json!({ "vaultId": vault, "since": 0 }),
-            Some(1),
-        )
-        .await;
+    let polling = polling_connected(app, &viewer).await;
+    let join = json!({ "vaultId": vault, "since": 0 });
+    polling.emit("vault:join", join, Some(1)).await;
+    (viewer, polling)
+}
+
+#[tokio::test]
+async fn a_replay_of_900_events_arrives_whole_over_long_polling() {
+    let app = spawn_app().await;
+    let (_, polling) = replaying_900_over_polling(&app).await;
     let packets = poll_until(&polling, acked(1)).await;
     let (seqs, ordered) = replay_order(&packets);
     assert_eq!(firsts(&seqs), (1..=900).collect::<Vec<_>>());
@@ -153,17 +155,7 @@ async fn a_replay_of_900_events_arrives_whole_over_long_polling() {
 #[tokio::test]
 async fn a_replay_survives_an_upgrade_from_polling_to_websocket_in_its_middle() {
     let app = spawn_app().await;
-    let vault = app.demo_vault().await;
-    app.commit_sources(&vault, 900, false).await;
-    let viewer = app.login(VIEWER).await;
-    let polling = polling_connected(&app, &viewer).await;
-    polling
-        .emit(
-            "vault:join",
-            json!({ "vaultId": vault, "since": 0 }),
-            Some(1),
-        )
-        .await;
+    let (viewer, polling) = replaying_900_over_polling(&app).await;
     let mut first = Vec::new();
     while first.is_empty() {
         first = polling.poll().await.expect("poll");

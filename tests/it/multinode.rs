@@ -78,13 +78,7 @@ async fn writers_on_two_nodes_reach_a_client_on_a_third_once_each_in_seq_order()
         }
     };
     tokio::join!(write(a, "a"), write(b, "b"));
-    let seqs: Vec<i64> = reader
-        .drain(Duration::from_secs(2))
-        .await
-        .into_iter()
-        .filter(|(n, _)| n == "source:created")
-        .map(|(_, v)| v["seq"].as_i64().unwrap())
-        .collect();
+    let seqs = reader.source_seqs(Duration::from_secs(2)).await;
     assert_eq!(seqs, (1..=120).collect::<Vec<_>>());
 }
 
@@ -257,13 +251,7 @@ async fn a_node_whose_listener_is_cut_off_catches_up_from_the_log() {
     for i in 0..10 {
         owner.add_source(&vault, &format!("during {i}")).await;
     }
-    let seqs: Vec<i64> = socket
-        .drain(Duration::from_secs(3))
-        .await
-        .into_iter()
-        .filter(|(n, _)| n == "source:created")
-        .map(|(_, v)| v["seq"].as_i64().unwrap())
-        .collect();
+    let seqs = socket.source_seqs(Duration::from_secs(3)).await;
     let mut firsts = seqs.clone();
     firsts.dedup();
     assert_eq!(firsts, (2..=11).collect::<Vec<_>>(), "no gap: {seqs:?}");
@@ -349,13 +337,7 @@ async fn a_node_killed_right_after_its_commits_loses_none_and_its_users_leave() 
     }
     doomed.kill().await;
     for socket in [&mut watcher, &mut other] {
-        let seqs: Vec<i64> = socket
-            .drain(Duration::from_secs(2))
-            .await
-            .into_iter()
-            .filter(|(n, _)| n == "source:created")
-            .map(|(_, v)| v["seq"].as_i64().unwrap())
-            .collect();
+        let seqs = socket.source_seqs(Duration::from_secs(2)).await;
         assert_eq!(
             seqs,
             (1..=20).collect::<Vec<_>>(),

@@ -348,6 +348,16 @@ impl SocketClient {
         all
     }
 
+    /// The `seq` of every source event received within `within`, in order.
+    pub async fn source_seqs(&mut self, within: Duration) -> Vec<i64> {
+        self.drain(within)
+            .await
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("source:"))
+            .filter_map(|(_, v)| v["seq"].as_i64())
+            .collect()
+    }
+
     /// Waits until the server closes the connection.
     pub async fn wait_closed(&self, within: Duration) -> bool {
         let notified = self.closed.notified();
