@@ -4,7 +4,7 @@
 //! socket.io-client's default backoff and the vault rejoined with `since` = the last seq it
 //! holds with none missing before it.
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
@@ -23,7 +23,7 @@ use tokio_tungstenite::{
     tungstenite::{Message, client::IntoClientRequest, protocol::WebSocketConfig},
 };
 
-use crate::stats::shorten;
+use crate::{contig::Contig, stats::shorten};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -55,6 +55,8 @@ pub struct Outage {
     pub rejoined_at: Option<Instant>,
     pub attempts: u32,
     pub resync: bool,
+    /// The rejoin's ack was an error (the socket stays connected, outside the room).
+    pub refused: Option<String>,
 }
 
 /// What the bench reads of one socket.
@@ -69,52 +71,6 @@ pub struct SockState {
 impl SockState {
     pub fn drain(&self) -> Vec<(i64, Instant)> {
         std::mem::take(&mut *self.seqs.lock().unwrap())
-    }
-}
-
-/// The highest seq held with none missing before it, given seqs in any order.
-#[derive(Default, Clone)]
-pub struct Contig {
-    pub value: Option<i64>,
-    ahead: BTreeSet<i64>,
-}
-
-impl Contig {
-    pub fn from(value: i64) -> Self {
-        Self {
-            value: Some(value),
-            ahead: BTreeSet::new(),
-        }
-    }
-
-    /// The join's `latestSeq`: where a socket that joined without `since` starts.
-    pub fn base(&mut self, latest: i64) {
-        if self.value.is_none() {
-            self.value = Some(latest);
-            self.ahead.retain(|&s| s > latest);
-            self.advance();
-        }
-    }
-
-    /// Adds a seq; false when it was already held.
-    pub fn add(&mut self, seq: i64) -> bool {
-        match self.value {
-            Some(v) if seq <= v => false,
-            Some(v) if seq == v + 1 => {
-                self.value = Some(seq);
-                self.advance();
-                true
-            }
-            _ => self.ahead.insert(seq),
-        }
-    }
-
-    fn advance(&mut self) {
-        while let Some(v) = self.value
-            && self.ahead.remove(&(v + 1))
-        {
-            self.value = Some(v + 1);
-        }
     }
 }
 
@@ -409,6 +365,8 @@ impl Task {
                 outage.rejoined_at.get_or_insert(now);
                 outage.resync |= ack["resync"] == true;
                 if ack["ok"] != true {
+                    let code = ack["error"]["code"].as_str().unwrap_or("?");
+                    outage.refused = Some(code.to_string());
                     bump(&self.hub.retry_failures, shorten(&format!("rejoin {ack}")));
                 }
             }

@@ -41,6 +41,7 @@
 mod args;
 mod client;
 mod cluster;
+mod contig;
 mod fleet;
 mod latency;
 mod report;

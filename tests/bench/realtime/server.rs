@@ -301,7 +301,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Saves each log under target/ and prints its first distinct lines (warn level and up).
+/// Saves each log under target/ and prints its first distinct WARN and ERROR lines.
 pub fn report_logs(logs: &[PathBuf]) {
     for path in logs {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -309,14 +309,21 @@ pub fn report_logs(logs: &[PathBuf]) {
         let keep =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/realtime-bench-{name}"));
         let _ = std::fs::write(&keep, &text);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let flagged: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
         println!(
-            "  {name}: {} lines (warn and up) saved to {}",
-            lines.len(),
+            "  {name}: {} WARN/ERROR lines, saved to {}",
+            flagged.len(),
             keep.display()
         );
         let mut seen = std::collections::HashSet::new();
-        for line in lines.iter().filter(|l| seen.insert(dedupe_key(l))).take(12) {
+        for line in flagged
+            .iter()
+            .filter(|l| seen.insert(dedupe_key(l)))
+            .take(12)
+        {
             println!("    {line:.220}");
         }
     }

@@ -12,13 +12,15 @@ use std::{
 
 use crate::{
     Bench, Outcome,
-    client::{Contig, Hub, Target},
+    client::{Hub, Target},
+    contig::Contig,
     fleet,
     latency::wait_received,
     report::{Goal, Table},
     rest::{self, Writer},
     server::{self, Server, Spec},
     stats::{histogram, ms_f, p50_p99_max, pct, shorten},
+    sys::Cpu,
     users::Population,
 };
 
@@ -110,24 +112,33 @@ pub async fn run(b: &Bench, n: usize) -> Outcome {
     }
     let commits_ended = Instant::now();
     let target = writer.latest_seq().await;
+    // Wait for every socket to catch up (a refused rejoin never will), sampling the new
+    // process's CPU time.
     let deadline = restart + args.storm_deadline;
+    let mut cpu_samples = vec![(Instant::now(), Cpu::of(Some(server.pid)))];
     while Instant::now() < deadline
-        && socks
-            .iter()
-            .any(|s| s.state.contig.load(Ordering::Relaxed) < target)
+        && socks.iter().any(|s| {
+            s.state.contig.load(Ordering::Relaxed) < target
+                && s.state.outage.lock().unwrap().refused.is_none()
+        })
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        cpu_samples.push((Instant::now(), Cpu::of(Some(server.pid))));
     }
 
     // Per socket: when it was back, rejoined, caught up.
     let (mut up, mut rejoined, mut caught) = (Vec::new(), Vec::new(), Vec::new());
     let (mut duplicates, mut reordered, mut resyncs) = (0usize, 0usize, 0usize);
+    let mut refused: std::collections::BTreeMap<String, usize> = Default::default();
     let mut attempts = Vec::new();
     let (mut up_at_commits, mut up_after_commits) = (0usize, 0usize);
     for (s, &from) in socks.iter().zip(&start_seqs) {
         let outage = s.state.outage.lock().unwrap().clone();
         attempts.push(outage.attempts);
         resyncs += usize::from(outage.resync);
+        if let Some(code) = &outage.refused {
+            *refused.entry(code.clone()).or_insert(0) += 1;
+        }
         if let Some(at) = outage.up_at {
             up.push(at.saturating_duration_since(restart));
             up_at_commits += usize::from(at <= commits_began);
@@ -156,6 +167,15 @@ pub async fn run(b: &Bench, n: usize) -> Outcome {
     for v in [&mut up, &mut rejoined, &mut caught] {
         v.sort_unstable();
     }
+    // CPU from the restart to the last rejoin or catch-up.
+    let busy_until = restart + pct(&rejoined, 100.0).max(pct(&caught, 100.0));
+    let (cpu_at, cpu) = cpu_samples
+        .iter()
+        .find(|(at, _)| *at >= busy_until)
+        .or(cpu_samples.last())
+        .copied()
+        .unwrap();
+    let cpu_wall = cpu_at.saturating_duration_since(restart);
     hub.shutting_down.store(true, Ordering::SeqCst);
     drop(socks);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -208,6 +228,17 @@ pub async fn run(b: &Bench, n: usize) -> Outcome {
         )],
     );
     t.row("attempts per socket", vec![attempt_counts(&attempts)]);
+    t.row("rejoins refused", vec![format!("{refused:?}")]);
+    t.row(
+        "server CPU restart → last rejoin/catch-up",
+        vec![format!(
+            "{:.2} s user + {:.2} s sys in {:.1} s ({:.0} % of a core)",
+            cpu.user.as_secs_f64(),
+            cpu.system.as_secs_f64(),
+            cpu_wall.as_secs_f64(),
+            100.0 * cpu.total().as_secs_f64() / cpu_wall.as_secs_f64()
+        )],
+    );
     t.row(
         "duplicates / reordered / resync",
         vec![format!("{duplicates} / {reordered} / {resyncs}")],
