@@ -161,9 +161,11 @@ pub async fn run(b: &Bench) -> Outcome {
     let mut out = Outcome::default();
     out.tables.push(tier_table(&tiers));
     let lat: Vec<Option<&Latency>> = tiers.iter().map(|t| t.latency.as_ref()).collect();
-    let mut t = Table::new("commit → receipt", headers(&tiers));
-    report::latency_rows(&mut t, &lat);
-    out.tables.push(t);
+    if lat.iter().any(Option::is_some) {
+        let mut t = Table::new("commit → receipt", headers(&tiers));
+        report::latency_rows(&mut t, &lat);
+        out.tables.push(t);
+    }
     if let Some(cpu) = tiers.iter().find_map(|t| t.cpu.as_ref()) {
         let mut t = Table::new("CPU phase", vec!["metric".into(), cpu.label.clone()]);
         report::latency_rows(&mut t, &[Some(cpu)]);
