@@ -39,7 +39,7 @@ fn is_full(sent: Result<(), SendError>) -> bool {
 }
 
 /// Why a waiting send gave up.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unsent {
     /// No room for the whole stall timeout: a slow consumer.
     Stalled,
@@ -68,33 +68,53 @@ impl Pace {
 
 /// Sends one packet of about `bytes` to one socket, waiting for room in its window and its
 /// buffer while its transport makes progress.
-pub async fn send_waiting<T: Serialize + ?Sized>(
+pub async fn send_waiting<T: Serialize + Sync + ?Sized>(
     socket: &SocketRef,
     link: &Link,
     (event, data, bytes): (&str, &T, usize),
     pace: Pace,
 ) -> Result<(), Unsent> {
-    let patience = pace.patience;
     while !pace.is_open(socket, link) {
-        tokio::time::timeout(patience, link.wait_drained())
-            .await
-            .map_err(|_| Unsent::Stalled)?;
+        drain(link, pace, &|| pace.is_open(socket, link)).await?;
     }
-    loop {
-        match socket.emit(event, data) {
-            Ok(()) => {
-                link.queued_one(bytes);
-                return Ok(());
-            }
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => {}
-            Err(_) => return Err(Unsent::Closed),
-        }
+    // Each try happens once the wait is registered, so a drain right after it is not missed.
+    let outcome = std::sync::Mutex::new(None);
+    let attempt = || {
+        let sent = match socket.emit(event, data) {
+            Ok(()) => Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => return false,
+            Err(_) => Err(Unsent::Closed),
+        };
+        *outcome.lock().unwrap() = Some(sent);
+        true
+    };
+    while !attempt() {
         if link.is_killed() {
             return Err(Unsent::Closed);
         }
-        // A write since the try left a permit behind, so no wake-up is missed.
-        tokio::time::timeout(patience, link.wait_drained())
-            .await
-            .map_err(|_| Unsent::Stalled)?;
+        drain(link, pace, &attempt).await?;
+        if outcome.lock().unwrap().is_some() {
+            break;
+        }
     }
+    let sent = outcome
+        .into_inner()
+        .unwrap()
+        .expect("an attempt succeeded or failed for good");
+    if sent.is_ok() {
+        link.queued_one(bytes);
+    }
+    sent
+}
+
+/// Waits for the transport to take something, unless `ready`; a slow consumer if it takes
+/// nothing for the whole patience.
+async fn drain(
+    link: &Link,
+    pace: Pace,
+    ready: &(dyn Fn() -> bool + Sync),
+) -> Result<(), Unsent> {
+    tokio::time::timeout(pace.patience, link.wait_drained_unless(ready))
+        .await
+        .map_err(|_| Unsent::Stalled)
 }

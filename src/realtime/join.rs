@@ -22,7 +22,7 @@ use crate::{
         Role, access,
         events::{self, Event, EventKind},
         input::{self, from_json},
-        role_name, sessions,
+        role_name,
     },
     error::{AppError, Result},
     state::AppState,
@@ -62,8 +62,9 @@ fn denied() -> AppError {
 
 /// Events read from the log per query during a replay.
 const PAGE: u64 = 200;
-/// The most bytes of a join's replies waiting unwritten (see [`fanout`]).
-const WINDOW_BYTES: usize = 16 * 1024;
+/// The most bytes of a join's replies waiting unwritten (see [`fanout`]): about one page of
+/// presence, so a joining socket's write buffer never holds more.
+const WINDOW_BYTES: usize = 4 * 1024;
 
 pub(super) async fn join(
     state: AppState,
@@ -116,9 +117,6 @@ impl Joining<'_> {
     async fn run(&self, entering: &Entering) -> Result<Value> {
         let db = &self.state.db;
         let (vault_id, user) = (self.ticket.vault_id, self.ctx.user());
-        if !sessions::is_alive(db, user.session_id).await? {
-            return Err(AppError::Unauthorized("Session expired or revoked"));
-        }
         let (mut role, latest) = access::role_and_latest(db, vault_id, user.user_id)
             .await?
             .ok_or_else(denied)?;
@@ -215,16 +213,15 @@ impl Joining<'_> {
         role: Role,
         latest_seq: i64,
         resync: bool,
-        presence: Vec<Value>,
+        presence: std::sync::Arc<[std::sync::Arc<serde_json::value::RawValue>]>,
     ) -> Result<Value> {
         let vault_id = self.ticket.vault_id;
         let role = role_name(role);
         let joined =
             json!({ "vaultId": vault_id, "role": role, "latestSeq": latest_seq, "resync": resync });
         self.send("vault:joined", &joined, 128).await?;
-        for packet in &presence {
-            let bytes = packet["users"].as_array().map_or(0, |u| u.len() * 100);
-            self.send("presence", packet, bytes).await?;
+        for packet in presence.iter() {
+            self.send("presence", &**packet, packet.get().len()).await?;
         }
         tracing::debug!(sid = %self.socket.id, %vault_id, since = ?self.since, latest_seq, resync, "joined vault");
         Ok(
@@ -234,7 +231,7 @@ impl Joining<'_> {
 
     /// Sends to the joining socket, waiting for room; a socket that reads nothing for the
     /// stall timeout is dropped as a slow consumer.
-    async fn send<T: serde::Serialize + ?Sized>(
+    async fn send<T: serde::Serialize + Sync + ?Sized>(
         &self,
         event: &str,
         data: &T,

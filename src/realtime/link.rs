@@ -30,6 +30,8 @@ pub struct Link {
     write: AtomicWaker,
     on_kill: Notify,
     drained: Notify,
+    /// Replays waiting for [`Link::drained`]: only then does a write pay for a wake-up.
+    waiting: AtomicUsize,
     /// Packets, and their bytes, that a replay queued since the transport last took some.
     queued: AtomicUsize,
     queued_bytes: AtomicUsize,
@@ -59,9 +61,24 @@ impl Link {
 
     /// Something left the session's buffer.
     pub fn drained(&self) {
-        self.queued.store(0, Ordering::Relaxed);
-        self.queued_bytes.store(0, Ordering::Relaxed);
-        self.drained.notify_one();
+        self.queued.store(0, Ordering::SeqCst);
+        self.queued_bytes.store(0, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits for the next [`Link::drained`] unless `ready` holds once the wait is registered
+    /// (so a drain between the caller's look and the wait is never missed).
+    pub async fn wait_drained_unless(&self, ready: impl Fn() -> bool) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let notified = self.drained.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !ready() {
+            notified.await;
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A replay queued one more packet of about `bytes`.
@@ -78,17 +95,29 @@ impl Link {
         )
     }
 
-    /// Resolves after the next [`Link::drained`] (or at once if one happened since the last
-    /// wait: a spurious wake-up, after which the caller simply tries again).
-    pub async fn wait_drained(&self) {
-        self.drained.notified().await;
+    fn dropped() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped")
     }
 
-    fn check(&self, waker: &AtomicWaker, cx: &Context<'_>) -> Option<std::io::Error> {
-        waker.register(cx.waker());
-        self.is_killed().then(|| {
-            std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "connection dropped")
-        })
+    /// Polls the stream unless the link is killed. A poll that waits registers with the link
+    /// too, so that a kill wakes it; one that is ready costs one atomic load.
+    fn guard<T>(
+        &self,
+        waker: &AtomicWaker,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if self.is_killed() {
+            return Poll::Ready(Err(Self::dropped()));
+        }
+        let polled = poll(cx);
+        if polled.is_pending() {
+            waker.register(cx.waker());
+            if self.is_killed() {
+                return Poll::Ready(Err(Self::dropped()));
+            }
+        }
+        polled
     }
 }
 
@@ -182,10 +211,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Linked<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if let Some(err) = self.link.check(&self.link.read, cx) {
-            return Poll::Ready(Err(err));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let Linked { inner, link, .. } = &mut *self;
+        link.guard(&link.read, cx, |cx| Pin::new(inner).poll_read(cx, buf))
     }
 }
 
@@ -195,21 +222,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Linked<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        if let Some(err) = self.link.check(&self.link.write, cx) {
-            return Poll::Ready(Err(err));
-        }
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let Linked { inner, link, .. } = &mut *self;
+        let written = link.guard(&link.write, cx, |cx| Pin::new(inner).poll_write(cx, buf));
         if matches!(written, Poll::Ready(Ok(_))) {
-            self.link.drained();
+            link.drained();
         }
         written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if let Some(err) = self.link.check(&self.link.write, cx) {
-            return Poll::Ready(Err(err));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let Linked { inner, link, .. } = &mut *self;
+        link.guard(&link.write, cx, |cx| Pin::new(inner).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

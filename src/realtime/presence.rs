@@ -2,14 +2,21 @@
 //! they have in it, on this node or any other. Changes wait for the room's next flush, at most
 //! one per `realtime.presence_interval`, so N arrivals cost O(N) messages, never a full list
 //! per join; a user who comes and goes within one interval is no news. Snapshots and diffs go
-//! out in packets of at most [`PAGE`] users, so no packet grows with the room.
+//! out in packets of at most [`PAGE`] users, so no packet grows with the room, and a flush
+//! sends one page (more changes wait for the next), so no socket gets a burst of them.
+//! Packets are serialized once, not once per socket; the snapshot is kept until it changes.
 //!
 //! This node's own comings and goings are also kept apart, to be shared with the other nodes
 //! ([`crate::cluster`]); theirs arrive as the set of nodes each user is online through.
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
-use serde_json::{Value, json};
+use serde_json::{json, value::RawValue};
 use uuid::Uuid;
+
+use crate::domain::events::raw;
 
 pub use crate::cluster::PresenceUser;
 
@@ -23,6 +30,8 @@ pub struct Presence {
     changed: HashMap<Uuid, bool>,
     /// This node's changes since the last flush: true when a user's first socket here joined.
     local: HashMap<Uuid, bool>,
+    /// The snapshot's packets, until someone comes or goes.
+    snapshot: Option<Arc<[Arc<RawValue>]>>,
 }
 
 struct Online {
@@ -125,6 +134,7 @@ impl Presence {
         }
         if was != now {
             note(&mut self.changed, id, now);
+            self.snapshot = None;
         }
     }
 
@@ -133,7 +143,10 @@ impl Presence {
     }
 
     /// The `presence` packets for a socket that joined: the whole list, in pages.
-    pub fn snapshot(&self, vault_id: Uuid) -> Vec<Value> {
+    pub fn snapshot(&mut self, vault_id: Uuid) -> Arc<[Arc<RawValue>]> {
+        if let Some(packets) = &self.snapshot {
+            return packets.clone();
+        }
         let users: Vec<&PresenceUser> = self.online.values().map(|o| &o.user).collect();
         let pages: Vec<&[&PresenceUser]> = if users.is_empty() {
             vec![&[]]
@@ -141,7 +154,7 @@ impl Presence {
             users.chunks(PAGE).collect()
         };
         let last = pages.len() - 1;
-        pages
+        let packets: Arc<[Arc<RawValue>]> = pages
             .into_iter()
             .enumerate()
             .map(|(i, page)| {
@@ -149,26 +162,35 @@ impl Presence {
                 if i < last {
                     packet["more"] = json!(true);
                 }
-                packet
+                raw(&packet)
             })
-            .collect()
+            .collect();
+        self.snapshot = Some(packets.clone());
+        packets
     }
 
-    /// The `presence:diff` packets for the changes since the last flush, in pages.
-    pub fn take_diff(&mut self, vault_id: Uuid) -> Vec<Value> {
-        let changed = std::mem::take(&mut self.changed);
-        let (joins, leaves) = self.split(changed);
-        let pages = joins.len().max(leaves.len()).div_ceil(PAGE);
-        (0..pages)
-            .map(|i| {
-                let range = |len: usize| (i * PAGE).min(len)..((i + 1) * PAGE).min(len);
-                json!({
-                    "vaultId": vault_id,
-                    "joins": &joins[range(joins.len())],
-                    "leaves": &leaves[range(leaves.len())],
-                })
-            })
-            .collect()
+    /// The next `presence:diff` packet: up to a page of joins and a page of leaves since the
+    /// last flush. What does not fit waits for the next flush.
+    pub fn take_diff(&mut self, vault_id: Uuid) -> Option<Arc<RawValue>> {
+        let mut page: HashMap<Uuid, bool> = HashMap::new();
+        let (mut joins, mut leaves) = (0, 0);
+        self.changed.retain(|id, online| {
+            let count = if *online { &mut joins } else { &mut leaves };
+            if *count == PAGE {
+                return true;
+            }
+            *count += 1;
+            page.insert(*id, *online);
+            false
+        });
+        let (joins, leaves) = self.split(page);
+        (!(joins.is_empty() && leaves.is_empty()))
+            .then(|| raw(&json!({ "vaultId": vault_id, "joins": joins, "leaves": leaves })))
+    }
+
+    /// Whether changes wait for another flush.
+    pub fn has_diff(&self) -> bool {
+        !self.changed.is_empty()
     }
 
     /// This node's own changes since the last flush, for the other nodes.
@@ -194,6 +216,8 @@ impl Presence {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn user(n: u128) -> PresenceUser {
@@ -204,18 +228,25 @@ mod tests {
         }
     }
 
+    fn json(packet: &RawValue) -> Value {
+        serde_json::from_str(packet.get()).unwrap()
+    }
+
+    fn diff(p: &mut Presence) -> Option<Value> {
+        p.take_diff(Uuid::nil()).map(|d| json(&d))
+    }
+
     #[test]
     fn a_user_counts_once_and_leaves_with_the_last_socket() {
-        let (mut p, vault) = (Presence::default(), Uuid::nil());
+        let mut p = Presence::default();
         p.join(user(1));
         p.join(user(1));
-        assert_eq!(p.take_diff(vault).len(), 1);
+        assert!(diff(&mut p).is_some());
         assert_eq!(p.take_local().0.len(), 1);
         p.leave(user(1).user_id);
         assert!(!p.has_changes(), "one tab left, still online");
         p.leave(user(1).user_id);
-        let diff = p.take_diff(vault);
-        assert_eq!(diff[0]["leaves"], json!([user(1).user_id]));
+        assert_eq!(diff(&mut p).unwrap()["leaves"], json!([user(1).user_id]));
     }
 
     #[test]
@@ -228,34 +259,31 @@ mod tests {
 
     #[test]
     fn a_user_online_through_another_node_stays_online_when_they_leave_here() {
-        let (mut p, vault, node) = (Presence::default(), Uuid::nil(), Uuid::from_u128(9));
+        let (mut p, node) = (Presence::default(), Uuid::from_u128(9));
         p.remote_join(node, user(1));
         p.join(user(1));
-        let _ = p.take_diff(vault);
+        let _ = diff(&mut p);
         assert_eq!(p.take_local().0, [user(1)], "this node tells the others");
         p.leave(user(1).user_id);
-        assert!(
-            p.take_diff(vault).is_empty(),
-            "still online through the other node"
-        );
+        assert!(diff(&mut p).is_none(), "still online through the other node");
         assert_eq!(p.take_local().1, [user(1).user_id]);
         p.remote_reset(Vec::new());
-        assert_eq!(p.take_diff(vault)[0]["leaves"], json!([user(1).user_id]));
+        assert_eq!(diff(&mut p).unwrap()["leaves"], json!([user(1).user_id]));
     }
 
     #[test]
-    fn large_snapshots_and_diffs_come_in_pages_of_fifty() {
-        let (mut p, vault) = (Presence::default(), Uuid::nil());
+    fn snapshots_and_diffs_come_in_pages_of_fifty_a_diff_per_flush() {
+        let mut p = Presence::default();
         for n in 0..120 {
             p.join(user(n));
         }
-        let diff = p.take_diff(vault);
-        let sizes: Vec<usize> = diff
-            .iter()
-            .map(|d| d["joins"].as_array().unwrap().len())
-            .collect();
+        let mut sizes = Vec::new();
+        while let Some(d) = diff(&mut p) {
+            sizes.push(d["joins"].as_array().unwrap().len());
+        }
         assert_eq!(sizes, [50, 50, 20]);
-        let snapshot = p.snapshot(vault);
+        assert!(!p.has_diff());
+        let snapshot: Vec<Value> = p.snapshot(Uuid::nil()).iter().map(|r| json(r)).collect();
         assert_eq!(snapshot.len(), 3);
         assert_eq!(snapshot[0]["more"], true);
         assert!(snapshot[2].get("more").is_none());
@@ -264,6 +292,18 @@ mod tests {
             .map(|s| s["users"].as_array().unwrap().len())
             .sum();
         assert_eq!(total, 120);
-        assert_eq!(Presence::default().snapshot(vault)[0]["users"], json!([]));
+        let empty = Presence::default().snapshot(Uuid::nil());
+        assert_eq!(json(&empty[0])["users"], json!([]));
+    }
+
+    #[test]
+    fn the_snapshot_is_kept_until_someone_comes_or_goes() {
+        let mut p = Presence::default();
+        p.join(user(1));
+        let first = p.snapshot(Uuid::nil());
+        p.join(user(1));
+        assert!(Arc::ptr_eq(&first, &p.snapshot(Uuid::nil())), "another tab is no change");
+        p.join(user(2));
+        assert_eq!(json(&p.snapshot(Uuid::nil())[0])["users"].as_array().unwrap().len(), 2);
     }
 }

@@ -143,7 +143,7 @@ pub(super) async fn run(
                 Some(item) => relay.handle(item).await,
                 None => {
                     // The room is closing: its last leaves still go to the other nodes.
-                    relay.flush_presence().await;
+                    relay.flush_presence();
                     return;
                 }
             },
@@ -152,7 +152,7 @@ pub(super) async fn run(
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                 flush_at = None;
-                relay.flush_presence().await;
+                relay.flush_presence();
             }
         }
     }
@@ -346,21 +346,21 @@ impl Relay {
         self.drop_consumers(&slow);
     }
 
-    /// Sends the room's presence changes, a page at a time: between pages the sockets' writers
-    /// run, so no socket holds several pages unwritten (see [`fanout`]).
-    async fn flush_presence(&self) {
-        let (targets, packets, (joins, leaves)) = {
+    /// Sends a page of the room's presence changes (more wait for the next flush), and shares
+    /// this node's own changes with the other nodes.
+    fn flush_presence(&self) {
+        let (targets, packet, (joins, leaves)) = {
             let mut st = self.room.lock();
-            let packets = st.presence.take_diff(self.room.vault_id);
+            let packet = st.presence.take_diff(self.room.vault_id);
+            if st.presence.has_diff() {
+                self.room.presence_changed.notify_one();
+            }
             let targets: Vec<SocketRef> = st.members.values().map(|m| m.socket.clone()).collect();
-            (targets, packets, st.presence.take_local())
+            (targets, packet, st.presence.take_local())
         };
         self.cluster.publish(self.room.vault_id, &joins, leaves);
-        for (i, packet) in packets.iter().enumerate() {
-            if i > 0 {
-                tokio::task::yield_now().await;
-            }
-            let slow = fanout::send_all(&targets, "presence:diff", packet);
+        if let Some(packet) = packet {
+            let slow = fanout::send_all(&targets, "presence:diff", &*packet);
             self.drop_consumers(&slow);
         }
     }

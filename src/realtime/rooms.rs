@@ -66,7 +66,9 @@ pub(super) struct Member {
 /// The outcome of trying to enter a room with a socket caught up to some `seq`.
 pub enum Admission {
     /// In the room; the `presence` packets for the socket.
-    Admitted { presence: Vec<serde_json::Value> },
+    Admitted {
+        presence: Arc<[Arc<serde_json::value::RawValue>]>,
+    },
     /// Events up to this `seq` were relayed since: the socket must read them first.
     Behind(i64),
     /// The vault is gone.

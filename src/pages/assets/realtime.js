@@ -57,6 +57,7 @@
     presenceWaiting: true,
     pendingDiffs: [],
     gapTimer: null,
+    joinRetry: 0, // ms before asking again after a busy server refused a join
   };
 
   // ---------- small helpers ----------
@@ -540,6 +541,7 @@
     if (first) {
       state.joining = false;
       state.joined = true;
+      state.joinRetry = 0;
       state.everJoined = true;
       logLine('vault:joined', null, 'latestSeq ' + info.latestSeq + (info.resync ? ', resync' : ''));
     }
@@ -552,10 +554,20 @@
     }
   }
 
+  // Only FORBIDDEN means no access; a busy server (UNAVAILABLE, RATE_LIMITED) is asked again.
   function onJoinRefused(error) {
     if (state.joined) return;
     state.joining = false;
-    accessDenied(error && error.message);
+    const code = error && error.code;
+    if (code === 'UNAUTHORIZED') return signedOut();
+    if (code === 'FORBIDDEN' || code === 'NOT_FOUND' || code === 'VALIDATION_ERROR') {
+      accessDenied(error && error.message);
+      return;
+    }
+    logLine('join refused', null, code || 'no reason');
+    setStatus('reconnecting', 'Reconnecting…');
+    state.joinRetry = Math.min((state.joinRetry || 250) * 2, 5000);
+    setTimeout(function () { if (state.socket && state.socket.connected) join(); }, state.joinRetry);
   }
 
   function connect() {
