@@ -109,11 +109,7 @@ pub async fn send_waiting<T: Serialize + Sync + ?Sized>(
 
 /// Waits for the transport to take something, unless `ready`; a slow consumer if it takes
 /// nothing for the whole patience.
-async fn drain(
-    link: &Link,
-    pace: Pace,
-    ready: &(dyn Fn() -> bool + Sync),
-) -> Result<(), Unsent> {
+async fn drain(link: &Link, pace: Pace, ready: &(dyn Fn() -> bool + Sync)) -> Result<(), Unsent> {
     tokio::time::timeout(pace.patience, link.wait_drained_unless(ready))
         .await
         .map_err(|_| Unsent::Stalled)

@@ -56,6 +56,12 @@ pub(super) fn vault_id_of(value: Value) -> Result<(Uuid, Option<i64>)> {
     Ok((id, payload.since))
 }
 
+/// The role a `member:*` event gives its member.
+fn role_of_member(event: &Event) -> Option<Role> {
+    let payload: Value = serde_json::from_str(event.payload.get()).ok()?;
+    input::role(payload["member"]["role"].as_str()?).ok()
+}
+
 fn denied() -> AppError {
     AppError::Forbidden("Access denied to vault")
 }
@@ -130,7 +136,8 @@ impl Joining<'_> {
             .is_some_and(|since| since > latest || latest - since > max_replay);
         let replay = if resync { None } else { self.since };
         if let Some(since) = replay {
-            self.read_log(since, latest, latest, role, true).await?;
+            self.read_log(entering, since, latest, latest, role, true)
+                .await?;
         }
         let mut caught_up = latest;
         loop {
@@ -145,7 +152,7 @@ impl Joining<'_> {
                 }
                 Admission::Behind(relayed) => {
                     role = self
-                        .read_log(caught_up, relayed, latest, role, replay.is_some())
+                        .read_log(entering, caught_up, relayed, latest, role, replay.is_some())
                         .await?;
                     caught_up = relayed;
                 }
@@ -175,6 +182,7 @@ impl Joining<'_> {
     /// of `upto` comes back, or a denial if the caller was removed.
     async fn read_log(
         &self,
+        entering: &Entering,
         mut after: i64,
         upto: i64,
         latest: i64,
@@ -184,19 +192,21 @@ impl Joining<'_> {
         let me = self.ctx.user().user_id;
         let mut role = Some(role);
         while after < upto {
-            let page =
-                events::page(&self.state.db, self.ticket.vault_id, after, upto, PAGE).await?;
+            let page = match entering.recent(after, upto, PAGE as usize) {
+                Some(kept) => kept,
+                None => events::page(&self.state.db, self.ticket.vault_id, after, upto, PAGE)
+                    .await?
+                    .into_iter()
+                    .filter_map(Event::from_log)
+                    .collect(),
+            };
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for model in page {
-                let new_role = model.payload["member"]["role"].as_str().map(str::to_owned);
-                let Some(event) = Event::from_log(model) else {
-                    continue;
-                };
+            for event in page {
                 if event.seq > latest && event.member == Some(me) {
                     role = match event.kind {
                         EventKind::MemberRemoved => None,
-                        _ => new_role.and_then(|r| input::role(&r).ok()).or(role),
+                        _ => role_of_member(&event).or(role),
                     };
                 }
                 if send {

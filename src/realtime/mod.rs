@@ -7,6 +7,7 @@
 pub mod context;
 mod fanout;
 pub mod handlers;
+mod history;
 mod join;
 pub mod limits;
 pub mod link;

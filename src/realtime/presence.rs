@@ -265,7 +265,10 @@ mod tests {
         let _ = diff(&mut p);
         assert_eq!(p.take_local().0, [user(1)], "this node tells the others");
         p.leave(user(1).user_id);
-        assert!(diff(&mut p).is_none(), "still online through the other node");
+        assert!(
+            diff(&mut p).is_none(),
+            "still online through the other node"
+        );
         assert_eq!(p.take_local().1, [user(1).user_id]);
         p.remote_reset(Vec::new());
         assert_eq!(diff(&mut p).unwrap()["leaves"], json!([user(1).user_id]));
@@ -302,8 +305,17 @@ mod tests {
         p.join(user(1));
         let first = p.snapshot(Uuid::nil());
         p.join(user(1));
-        assert!(Arc::ptr_eq(&first, &p.snapshot(Uuid::nil())), "another tab is no change");
+        assert!(
+            Arc::ptr_eq(&first, &p.snapshot(Uuid::nil())),
+            "another tab is no change"
+        );
         p.join(user(2));
-        assert_eq!(json(&p.snapshot(Uuid::nil())[0])["users"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            json(&p.snapshot(Uuid::nil())[0])["users"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     context::SocketCtx,
-    fanout,
+    fanout, history,
     rooms::{Room, Rooms, Shared},
 };
 use crate::{
@@ -181,9 +181,23 @@ impl Relay {
             }
         };
         let latest = relay.retry(|| relay.latest_seq()).await?;
+        let recent = match latest {
+            Some(latest) => relay.recent_log(latest).await?,
+            None => Vec::new(),
+        };
         relay.reload_presence().await?;
-        relay.room.set_ready(latest);
+        relay.room.set_ready(latest, recent);
         Some(relay)
+    }
+
+    /// The last events of the log, up to `latest`, for the room's history.
+    async fn recent_log(&self, latest: i64) -> Option<Vec<Event>> {
+        let kept = history::KEPT as i64;
+        let vault = self.room.vault_id;
+        let page = self
+            .retry(|| events::page(&self.db, vault, latest - kept, latest, kept as u64))
+            .await?;
+        Some(page.into_iter().filter_map(Event::from_log).collect())
     }
 
     async fn reload_presence(&self) -> Option<()> {
@@ -293,6 +307,7 @@ impl Relay {
                 return;
             }
             st.relayed = Some(event.seq);
+            st.history.push(event.clone());
             let targets: Vec<SocketRef> = st.members.values().map(|m| m.socket.clone()).collect();
             let revoked = match (event.kind, event.member) {
                 (EventKind::MemberRemoved, Some(user)) => {

@@ -19,10 +19,11 @@ use uuid::Uuid;
 
 use super::{
     context::{JoinTicket, SocketCtx},
+    history::History,
     presence::{Presence, PresenceUser},
     relay::{self, Item},
 };
-use crate::{cluster::Cluster, metrics::Metrics};
+use crate::{cluster::Cluster, domain::events::Event, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct Rooms(Arc<Shared>);
@@ -56,6 +57,7 @@ pub(super) struct RoomState {
     pub(super) members: HashMap<Sid, Member>,
     entering: usize,
     pub(super) presence: Presence,
+    pub(super) history: History,
 }
 
 pub(super) struct Member {
@@ -241,6 +243,11 @@ impl Entering {
         }
     }
 
+    /// What the room keeps of the events after `after`, up to `upto` (see [`History`]).
+    pub fn recent(&self, after: i64, upto: i64, limit: usize) -> Option<Vec<Event>> {
+        self.room.lock().history.range(after, upto, limit)
+    }
+
     /// Puts the socket in the room if it has every event the room relayed (`caught_up`),
     /// and the join is still wanted; membership and presence change together, under the lock
     /// that revocations take.
@@ -289,12 +296,17 @@ impl Room {
         self.state.lock().unwrap()
     }
 
-    pub(super) fn set_ready(&self, latest: Option<i64>) {
+    /// Opens the room at the vault's latest `seq` (`None`: the vault is gone), with the last
+    /// events of its log.
+    pub(super) fn set_ready(&self, latest: Option<i64>, recent: Vec<Event>) {
         {
             let mut st = self.lock();
             match latest {
                 Some(seq) => st.relayed = Some(st.relayed.unwrap_or(seq).max(seq)),
                 None => st.gone = true,
+            }
+            for event in recent {
+                st.history.push(event);
             }
         }
         self.ready.notify_waiters();
