@@ -148,7 +148,7 @@ async fn dispatch(
     let result = match ctx.rate(state.settings.realtime.events_per_second) {
         RateVerdict::Disconnect => {
             tracing::warn!(sid = %s.id, user_id = %ctx.user().user_id, "socket flooding; disconnecting");
-            super::relay::disconnect(&state.rooms, s);
+            super::dispatch::disconnect(&state.rooms, s);
             return;
         }
         RateVerdict::Limited => Err(AppError::RateLimited {
@@ -189,6 +189,6 @@ async fn dispatch(
         state.rooms.drop_consumer(&s);
     } else if matches!(result, Err(AppError::Unauthorized(_))) {
         tracing::info!(sid = %s.id, "socket's session ended; disconnecting");
-        super::relay::disconnect(&state.rooms, s);
+        super::dispatch::disconnect(&state.rooms, s);
     }
 }

@@ -2,9 +2,10 @@
 //! events after commit, replay with `since`, live revocation and presence.
 //!
 //! Committed changes arrive from the bus ([`crate::bus`]) and are relayed to each vault's
-//! room on this node in `seq` order ([`relay`]); joins replay from the log and enter the
+//! room on this node in `seq` order ([`dispatch`], [`relay`]); joins replay from the log and enter the
 //! room under the same lock the relay takes ([`join`], [`rooms`]).
 pub mod context;
+pub mod dispatch;
 mod fanout;
 pub mod handlers;
 mod history;
@@ -45,7 +46,7 @@ pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
 pub fn attach(state: &AppState, heard: mpsc::UnboundedReceiver<Heard>, stop: CancellationToken) {
     handlers::register(state);
     let (rooms, io) = (state.rooms.clone(), state.io.clone());
-    tokio::spawn(relay::dispatch(
+    tokio::spawn(dispatch::dispatch(
         rooms.clone(),
         io.clone(),
         heard,
@@ -57,7 +58,7 @@ pub fn attach(state: &AppState, heard: mpsc::UnboundedReceiver<Heard>, stop: Can
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => relay::sweep_sessions(&rooms, &io).await,
+                _ = tick.tick() => dispatch::sweep_sessions(&rooms, &io).await,
                 _ = stop.cancelled() => return,
             }
         }

@@ -1,32 +1,26 @@
-//! Relaying what the bus hears to this node's sockets: one delivery path for both buses.
-//!
-//! [`dispatch`] routes each vault's events to its room, ends sessions, and asks every room to
-//! catch up when the listener may have missed notices. Each room's task ([`run`]) relays in
-//! `seq` order and remembers the last `seq` relayed: an event past the next expected one means
-//! notices were missed, and the gap is read from the log (one read per node, never per
-//! socket) before it goes on. The same task flushes the room's presence changes.
+//! A room's task ([`run`]): it relays the vault's events to the room in `seq` order and
+//! remembers the last `seq` relayed: an event past the next expected one means notices were
+//! missed, and the gap is read from the log (one read per node, never per socket) before it
+//! goes on. The same task flushes the room's presence changes. What reaches it comes from
+//! [`super::dispatch`], for both buses alike.
 use std::{
     sync::{Arc, Weak},
     time::{Duration, Instant},
 };
 
 use serde_json::json;
-use socketioxide::{SocketIo, extract::SocketRef};
+use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{
-    context::SocketCtx,
     fanout, history,
     rooms::{Room, Rooms, Shared},
 };
 use crate::{
-    bus::Heard,
     cluster::{Cluster, PresenceChange},
     domain::{
-        events::{self, Event, EventKind, Notice},
-        sessions, vaults,
+        events::{self, Event, EventKind},
+        vaults,
     },
     error::AppError,
 };
@@ -45,86 +39,6 @@ pub enum Item {
 
 /// Events read from the log per query while catching up.
 const PAGE: u64 = 500;
-
-/// Routes what this node hears until `stop`.
-pub async fn dispatch(
-    rooms: Rooms,
-    io: SocketIo,
-    mut heard: mpsc::UnboundedReceiver<Heard>,
-    stop: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            next = heard.recv() => next,
-            _ = stop.cancelled() => None,
-        };
-        match next {
-            None => return,
-            Some(Heard::Notice(Notice::Event(event))) => {
-                rooms.route(event.vault_id, Item::Event(event))
-            }
-            Some(Heard::Hint { vault_id, seq }) => rooms.route(vault_id, Item::Hint(seq)),
-            Some(Heard::Presence(change)) => {
-                if change.node != rooms.shared().cluster.node() {
-                    rooms.route(change.vault, Item::Presence(change));
-                }
-            }
-            Some(Heard::Notice(Notice::SessionEnded(session_id))) => {
-                end_session(&rooms, &io, session_id)
-            }
-            Some(Heard::Lost) => {
-                rooms.route_all(|| Item::Lost);
-                // A logout announced meanwhile went unheard: look at every session here.
-                sweep_sessions(&rooms, &io).await;
-            }
-        }
-    }
-}
-
-/// Disconnects every socket of a session on this node.
-pub fn end_session(rooms: &Rooms, io: &SocketIo, session_id: Uuid) {
-    for socket in io.sockets() {
-        let ours = socket
-            .extensions
-            .get::<SocketCtx>()
-            .is_some_and(|ctx| ctx.user().session_id == session_id);
-        if ours {
-            tracing::info!(sid = %socket.id, %session_id, "session ended; disconnecting its socket");
-            disconnect(rooms, socket);
-        }
-    }
-}
-
-/// Disconnects a socket; one whose buffer is too full for the disconnect packet is closed
-/// at its transport instead.
-pub fn disconnect(rooms: &Rooms, socket: SocketRef) {
-    let Some(ctx) = socket.extensions.get::<SocketCtx>() else {
-        return;
-    };
-    rooms.release(&socket, &ctx);
-    if socket.clone().disconnect().is_err() {
-        ctx.link().kill();
-    }
-}
-
-/// Disconnects the sockets whose session expired or was deleted.
-pub async fn sweep_sessions(rooms: &Rooms, io: &SocketIo) {
-    let mut ids: Vec<Uuid> = io
-        .sockets()
-        .iter()
-        .filter_map(|s| s.extensions.get::<SocketCtx>().map(|c| c.user().session_id))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    match sessions::dead_among(&rooms.shared().db, &ids).await {
-        Ok(dead) => {
-            for session_id in dead {
-                end_session(rooms, io, session_id);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
-    }
-}
 
 /// A room's task: it ends when the room is dropped (its queue closes).
 pub(super) async fn run(

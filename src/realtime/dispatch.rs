@@ -1,0 +1,94 @@
+//! Relaying what the bus hears to this node's sockets: one delivery path for both buses.
+//! Each vault's events go to its room ([`super::relay`]), ended sessions disconnect their
+//! sockets, and when the listener may have missed notices every room catches up and every
+//! session here is looked at again.
+use socketioxide::{SocketIo, extract::SocketRef};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{context::SocketCtx, relay::Item, rooms::Rooms};
+use crate::{
+    bus::Heard,
+    domain::{events::Notice, sessions},
+};
+
+/// Routes what this node hears until `stop`.
+pub async fn dispatch(
+    rooms: Rooms,
+    io: SocketIo,
+    mut heard: mpsc::UnboundedReceiver<Heard>,
+    stop: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            next = heard.recv() => next,
+            _ = stop.cancelled() => None,
+        };
+        match next {
+            None => return,
+            Some(Heard::Notice(Notice::Event(event))) => {
+                rooms.route(event.vault_id, Item::Event(event))
+            }
+            Some(Heard::Hint { vault_id, seq }) => rooms.route(vault_id, Item::Hint(seq)),
+            Some(Heard::Presence(change)) => {
+                if change.node != rooms.shared().cluster.node() {
+                    rooms.route(change.vault, Item::Presence(change));
+                }
+            }
+            Some(Heard::Notice(Notice::SessionEnded(session_id))) => {
+                end_session(&rooms, &io, session_id)
+            }
+            Some(Heard::Lost) => {
+                rooms.route_all(|| Item::Lost);
+                // A logout announced meanwhile went unheard: look at every session here.
+                sweep_sessions(&rooms, &io).await;
+            }
+        }
+    }
+}
+
+/// Disconnects every socket of a session on this node.
+pub fn end_session(rooms: &Rooms, io: &SocketIo, session_id: Uuid) {
+    for socket in io.sockets() {
+        let ours = socket
+            .extensions
+            .get::<SocketCtx>()
+            .is_some_and(|ctx| ctx.user().session_id == session_id);
+        if ours {
+            tracing::info!(sid = %socket.id, %session_id, "session ended; disconnecting its socket");
+            disconnect(rooms, socket);
+        }
+    }
+}
+
+/// Disconnects a socket; one whose buffer is too full for the disconnect packet is closed
+/// at its transport instead.
+pub fn disconnect(rooms: &Rooms, socket: SocketRef) {
+    let Some(ctx) = socket.extensions.get::<SocketCtx>() else {
+        return;
+    };
+    rooms.release(&socket, &ctx);
+    if socket.clone().disconnect().is_err() {
+        ctx.link().kill();
+    }
+}
+
+/// Disconnects the sockets whose session expired or was deleted.
+pub async fn sweep_sessions(rooms: &Rooms, io: &SocketIo) {
+    let mut ids: Vec<Uuid> = io
+        .sockets()
+        .iter()
+        .filter_map(|s| s.extensions.get::<SocketCtx>().map(|c| c.user().session_id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    match sessions::dead_among(&rooms.shared().db, &ids).await {
+        Ok(dead) => {
+            for session_id in dead {
+                end_session(rooms, io, session_id);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+    }
+}
