@@ -88,6 +88,12 @@ impl Event {
             payload: raw(&model.payload),
         })
     }
+
+    /// For `member:*`: the role the event gives its member.
+    pub fn member_role(&self) -> Option<Role> {
+        let payload: Value = serde_json::from_str(self.payload.get()).ok()?;
+        super::input::role(payload["member"]["role"].as_str()?).ok()
+    }
 }
 
 pub fn raw(value: &Value) -> Arc<RawValue> {

@@ -78,28 +78,26 @@ pub async fn send_waiting<T: Serialize + Sync + ?Sized>(
         drain(link, pace, &|| pace.is_open(socket, link)).await?;
     }
     // Each try happens once the wait is registered, so a drain right after it is not missed.
-    let outcome = std::sync::Mutex::new(None);
-    let attempt = || {
-        let sent = match socket.emit(event, data) {
-            Ok(()) => Ok(()),
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => return false,
-            Err(_) => Err(Unsent::Closed),
-        };
-        *outcome.lock().unwrap() = Some(sent);
-        true
+    // A try that finds room (or a closed socket) settles the outcome; a full buffer waits.
+    let outcome = std::sync::OnceLock::new();
+    let attempt = || match socket.emit(event, data) {
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => false,
+        sent => {
+            let _ = outcome.set(sent.map_err(|_| Unsent::Closed));
+            true
+        }
     };
     while !attempt() {
         if link.is_killed() {
             return Err(Unsent::Closed);
         }
         drain(link, pace, &attempt).await?;
-        if outcome.lock().unwrap().is_some() {
+        if outcome.get().is_some() {
             break;
         }
     }
     let sent = outcome
         .into_inner()
-        .unwrap()
         .expect("an attempt succeeded or failed for good");
     if sent.is_ok() {
         link.queued_one(bytes);

@@ -56,12 +56,6 @@ pub(super) fn vault_id_of(value: Value) -> Result<(Uuid, Option<i64>)> {
     Ok((id, payload.since))
 }
 
-/// The role a `member:*` event gives its member.
-fn role_of_member(event: &Event) -> Option<Role> {
-    let payload: Value = serde_json::from_str(event.payload.get()).ok()?;
-    input::role(payload["member"]["role"].as_str()?).ok()
-}
-
 fn denied() -> AppError {
     AppError::Forbidden("Access denied to vault")
 }
@@ -206,7 +200,7 @@ impl Joining<'_> {
                 if event.seq > latest && event.member == Some(me) {
                     role = match event.kind {
                         EventKind::MemberRemoved => None,
-                        _ => role_of_member(&event).or(role),
+                        _ => event.member_role().or(role),
                     };
                 }
                 if send {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import {
-  DEMO, PASSWORD, api, createSource, demoVaultId, login, repoRoot, skipReason, startServer,
+  DEMO, PASSWORD, api, createSource, demoVaultId, login, loginDemo, repoRoot, skipReason, startServer,
 } from './helpers.mjs';
 
 const skip = skipReason();
@@ -77,7 +77,7 @@ describe('the realtime page in Chromium', { skip, timeout: 300_000 }, () => {
     // A tiny replay limit, so a page that misses three events must resync over REST.
     server = await startServer({ SYNCSCRIPT_REALTIME__MAX_REPLAY: String(MAX_REPLAY) });
     base = server.baseUrl;
-    for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(base, email);
+    Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
     browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { DEMO, createSource, demoVaultId, login, once, skipReason, startServer } from './helpers.mjs';
+import { createSource, demoVaultId, loginDemo, once, skipReason, startServer } from './helpers.mjs';
 
 const MAX_REPLAY = 900;
 
@@ -47,7 +47,7 @@ describe('replays as socket.io-client sees them', { skip: skipReason(), timeout:
   before(async () => {
     server = await startServer({ SYNCSCRIPT_REALTIME__MAX_REPLAY: String(MAX_REPLAY) });
     base = server.baseUrl;
-    for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(base, email);
+    Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
   });
 

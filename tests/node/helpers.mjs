@@ -146,6 +146,13 @@ export async function login(baseUrl, email, password = PASSWORD) {
   return session.split(';')[0];
 }
 
+/** Logs every demo account in: `{owner, contributor, viewer, …}` → cookie pair. */
+export async function loginDemo(baseUrl) {
+  const cookies = {};
+  for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(baseUrl, email);
+  return cookies;
+}
+
 /** One REST call with a cookie; returns {status, body}. Throws on an unexpected status. */
 export async function api(baseUrl, cookie, method, route, body, expectStatus) {
   const headers = {};

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DEMO, PASSWORD, demoVaultId, login, repoRoot, skipReason, startServer } from './helpers.mjs';
+import { DEMO, demoVaultId, login, loginDemo, repoRoot, skipReason, startServer } from './helpers.mjs';
 import { fill, responseChecker } from './openapi.mjs';
 
 const skip = skipReason();
@@ -47,7 +47,7 @@ describe('the OpenAPI document', { skip, timeout: 120_000 }, () => {
     assert.equal(res.status, 200);
     doc = await res.json();
     checker = responseChecker(doc);
-    for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(server.baseUrl, email);
+    Object.assign(cookies, await loginDemo(server.baseUrl));
   });
 
   after(async () => {

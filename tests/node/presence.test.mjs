@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { chromium } from 'playwright-core';
-import { DEMO, PASSWORD, api, demoVaultId, login, once, skipReason, startServer } from './helpers.mjs';
+import { DEMO, PASSWORD, api, demoVaultId, login, loginDemo, once, skipReason, startServer } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CROWD = 55;
@@ -43,7 +43,7 @@ describe('presence of a crowd', { skip: skipReason(), timeout: 180_000 }, () => 
   before(async () => {
     server = await startServer({ SYNCSCRIPT_REALTIME__PRESENCE_INTERVAL: '500ms' });
     base = server.baseUrl;
-    for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(base, email);
+    Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
   });
 

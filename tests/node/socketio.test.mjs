@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import {
-  DEMO, api, createSource, demoVaultId, latestSeq, login, once, skipReason, startServer,
+  DEMO, api, createSource, demoVaultId, latestSeq, login, loginDemo, once, skipReason, startServer,
 } from './helpers.mjs';
 
 const skip = skipReason();
@@ -37,7 +37,7 @@ describe('socket.io-client against the real server', { skip, timeout: 120_000 },
   before(async () => {
     server = await startServer();
     base = server.baseUrl;
-    for (const [who, email] of Object.entries(DEMO)) cookies[who] = await login(base, email);
+    Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
   });
 

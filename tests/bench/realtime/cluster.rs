@@ -14,7 +14,6 @@ use crate::{
     server::{self, Server, Spec},
     stats::{ms_f, pct},
     throughput,
-    users::Population,
 };
 
 pub async fn run(b: &Bench, nodes: usize) -> Outcome {
@@ -23,13 +22,7 @@ pub async fn run(b: &Bench, nodes: usize) -> Outcome {
     let db_url = server::create_pg_database().await;
     eprintln!("PostgreSQL database {}", server::redact(&db_url));
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = Vec::new();
-    if args.one_user {
-        env.push((
-            "SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER".into(),
-            "100000".into(),
-        ));
-    }
+    let env = b.server_env();
     let spec = |i: usize| Spec {
         name: format!("node{i}"),
         bin: b.bin.clone(),
@@ -43,12 +36,9 @@ pub async fn run(b: &Bench, nodes: usize) -> Outcome {
     let base0 = servers[0].base.clone();
     let owner = rest::login(&b.http, &base0, "owner@demo.com").await;
     let vault = rest::demo_vault(&b.http, &base0, &owner).await;
-    let pop = if args.one_user {
-        Population::one_user(&b.http, &base0).await
-    } else {
-        let users = n.max(args.throughput_sockets).div_ceil(args.per_user);
-        Population::many(&b.http, &base0, &db_url, &vault, users, args.per_user).await
-    };
+    let pop = b
+        .population(&base0, &db_url, &vault, n.max(args.throughput_sockets))
+        .await;
     let hub = Arc::new(Hub::default());
     let mut writer = Writer {
         http: b.http.clone(),

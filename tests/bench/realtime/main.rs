@@ -68,6 +68,52 @@ pub struct Bench {
     pub server_cpus: Option<Vec<usize>>,
 }
 
+impl Bench {
+    /// Server settings every node gets: with `--one-user`, room for all its sockets.
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        if self.args.one_user {
+            vec![(
+                "SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER".into(),
+                "100000".into(),
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// One node on a fresh SQLite file in `dir`, logging there.
+    pub fn sqlite_node(&self, dir: &std::path::Path) -> server::Spec {
+        server::Spec {
+            name: "server".into(),
+            bin: self.bin.clone(),
+            port: server::free_port(),
+            db_url: format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+            cpus: self.server_cpus.clone(),
+            log: dir.join("server.log"),
+            env: self.server_env(),
+        }
+    }
+
+    /// The users `sockets` sockets sign in as: one with `--one-user`, else `--per-user`
+    /// sockets each, members of `vault`.
+    pub async fn population(
+        &self,
+        base: &str,
+        db_url: &str,
+        vault: &str,
+        sockets: usize,
+    ) -> users::Population {
+        if self.args.one_user {
+            users::Population::one_user(&self.http, base).await
+        } else {
+            let users = sockets.div_ceil(self.args.per_user);
+            eprintln!("creating {users} users…");
+            users::Population::many(&self.http, base, db_url, vault, users, self.args.per_user)
+                .await
+        }
+    }
+}
+
 /// What a mode hands back to print.
 #[derive(Default)]
 pub struct Outcome {

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use crate::{
     latency::Latency,
-    stats::{ms_f, p50_p99, p50_p99_max, pct, per_second, us_per},
+    stats::{ms_f, p50_p99, p50_p99_max, pct, per_second, us_per_frame},
 };
 
 pub struct Table {
@@ -149,25 +149,11 @@ pub fn latency_rows(t: &mut Table, phases: &[Option<&Latency>]) {
     );
     t.row(
         "server CPU µs/frame user+sys",
-        col(&|l| {
-            let f = l.frames();
-            format!(
-                "{:.2} + {:.2}",
-                us_per(l.server_cpu.user, f),
-                us_per(l.server_cpu.system, f)
-            )
-        }),
+        col(&|l| us_per_frame(&l.server_cpu, l.frames())),
     );
     t.row(
         "bench CPU µs/frame user+sys",
-        col(&|l| {
-            let f = l.frames();
-            format!(
-                "{:.2} + {:.2}",
-                us_per(l.client_cpu.user, f),
-                us_per(l.client_cpu.system, f)
-            )
-        }),
+        col(&|l| us_per_frame(&l.client_cpu, l.frames())),
     );
     t.row(
         "server / bench / other CPU %",

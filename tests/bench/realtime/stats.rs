@@ -84,3 +84,12 @@ pub fn shorten(e: &str) -> String {
 pub fn us_per(cpu: Duration, frames: usize) -> f64 {
     cpu.as_secs_f64() * 1e6 / frames.max(1) as f64
 }
+
+/// `user + system` microseconds of `cpu` per frame.
+pub fn us_per_frame(cpu: &crate::sys::Cpu, frames: usize) -> String {
+    format!(
+        "{:.2} + {:.2}",
+        us_per(cpu.user, frames),
+        us_per(cpu.system, frames)
+    )
+}

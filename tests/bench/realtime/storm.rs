@@ -18,44 +18,20 @@ use crate::{
     latency::wait_received,
     report::{Goal, Table},
     rest::{self, Writer},
-    server::{self, Server, Spec},
+    server::Server,
     stats::{histogram, ms_f, p50_p99_max, pct, shorten},
     sys::Cpu,
-    users::Population,
 };
 
 pub async fn run(b: &Bench, n: usize) -> Outcome {
     let args = &b.args;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = Vec::new();
-    if args.one_user {
-        env.push((
-            "SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER".into(),
-            "100000".into(),
-        ));
-    }
-    let spec = Spec {
-        name: "server".into(),
-        bin: b.bin.clone(),
-        port: server::free_port(),
-        db_url: format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        ),
-        cpus: b.server_cpus.clone(),
-        log: dir.path().join("server.log"),
-        env,
-    };
+    let spec = b.sqlite_node(dir.path());
     let db_url = spec.db_url.clone();
     let mut server = Server::start(spec, &b.http).await;
     let owner = rest::login(&b.http, &server.base, "owner@demo.com").await;
     let vault = rest::demo_vault(&b.http, &server.base, &owner).await;
-    let pop = if args.one_user {
-        Population::one_user(&b.http, &server.base).await
-    } else {
-        let users = n.div_ceil(args.per_user);
-        Population::many(&b.http, &server.base, &db_url, &vault, users, args.per_user).await
-    };
+    let pop = b.population(&server.base, &db_url, &vault, n).await;
     let hub = Arc::new(Hub::default());
     let targets = (0..n)
         .map(|i| Target {

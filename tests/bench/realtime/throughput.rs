@@ -17,7 +17,7 @@ use crate::{
     fleet,
     report::Table,
     rest::Writer,
-    stats::{p50_p99_max, per_second, shorten, us_per},
+    stats::{p50_p99_max, per_second, shorten, us_per_frame},
     sys::Cpu,
     users::Population,
 };
@@ -199,11 +199,7 @@ pub fn table(tp: &Throughput) -> Table {
     );
     t.row(
         "server CPU µs/frame user+sys",
-        vec![format!(
-            "{:.2} + {:.2}",
-            us_per(tp.server_cpu.user, tp.delivered),
-            us_per(tp.server_cpu.system, tp.delivered)
-        )],
+        vec![us_per_frame(&tp.server_cpu, tp.delivered)],
     );
     for (f, n) in &tp.failures {
         t.row("commit failure", vec![format!("×{n}: {f}")]);

@@ -11,10 +11,9 @@ use crate::{
     latency::{self, Latency, Plan},
     report::{self, Goal, Table, mib},
     rest::{self, Writer},
-    server::{self, Server, Spec},
+    server::Server,
     stats::{p50_p99, per_second, us_per},
     sys,
-    users::Population,
 };
 
 #[derive(Default)]
@@ -47,37 +46,15 @@ impl Tier {
 pub async fn run(b: &Bench) -> Outcome {
     let args = &b.args;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = Vec::new();
-    if args.one_user {
-        env.push((
-            "SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER".into(),
-            "100000".into(),
-        ));
-    }
-    let spec = Spec {
-        name: "server".into(),
-        bin: b.bin.clone(),
-        port: server::free_port(),
-        db_url: format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        ),
-        cpus: b.server_cpus.clone(),
-        log: dir.path().join("server.log"),
-        env,
-    };
+    let spec = b.sqlite_node(dir.path());
     let db_url = spec.db_url.clone();
     let mut server = Server::start(spec, &b.http).await;
     let pid = server.pid;
     let owner = rest::login(&b.http, &server.base, "owner@demo.com").await;
     let vault = rest::demo_vault(&b.http, &server.base, &owner).await;
-    let pop = if args.one_user {
-        Population::one_user(&b.http, &server.base).await
-    } else {
-        let users = args.max_sockets().div_ceil(args.per_user);
-        eprintln!("creating {users} users…");
-        Population::many(&b.http, &server.base, &db_url, &vault, users, args.per_user).await
-    };
+    let pop = b
+        .population(&server.base, &db_url, &vault, args.max_sockets())
+        .await;
     let writer = Writer {
         http: b.http.clone(),
         bases: vec![server.base.clone()],
