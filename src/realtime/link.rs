@@ -59,10 +59,15 @@ impl Link {
         }
     }
 
-    /// Something left the session's buffer.
+    /// Something left the session's buffer. Called on every write: live fan-out queues nothing
+    /// here, so the counters are only written when a replay counted something.
     pub fn drained(&self) {
-        self.queued.store(0, Ordering::SeqCst);
-        self.queued_bytes.store(0, Ordering::SeqCst);
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            self.queued.store(0, Ordering::SeqCst);
+        }
+        if self.queued_bytes.load(Ordering::SeqCst) != 0 {
+            self.queued_bytes.store(0, Ordering::SeqCst);
+        }
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.drained.notify_waiters();
         }

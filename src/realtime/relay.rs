@@ -222,7 +222,7 @@ impl Relay {
             }
             st.relayed = Some(event.seq);
             st.history.push(event.clone());
-            let targets: Vec<SocketRef> = st.members.values().map(|m| m.socket.clone()).collect();
+            let targets = st.sockets();
             let revoked = match (event.kind, event.member) {
                 (EventKind::MemberRemoved, Some(user)) => {
                     st.evict(&self.room, |m| m.ctx.user().user_id == user)
@@ -278,17 +278,18 @@ impl Relay {
     /// Sends a page of the room's presence changes (more wait for the next flush), and shares
     /// this node's own changes with the other nodes.
     fn flush_presence(&self) {
-        let (targets, packet, (joins, leaves)) = {
+        let (diff, (joins, leaves)) = {
             let mut st = self.room.lock();
             let packet = st.presence.take_diff(self.room.vault_id);
             if st.presence.has_diff() {
                 self.room.presence_changed.notify_one();
             }
-            let targets: Vec<SocketRef> = st.members.values().map(|m| m.socket.clone()).collect();
-            (targets, packet, st.presence.take_local())
+            // Only a diff has recipients; this node's own changes go to the other nodes.
+            let diff = packet.map(|packet| (st.sockets(), packet));
+            (diff, st.presence.take_local())
         };
         self.cluster.publish(self.room.vault_id, &joins, leaves);
-        if let Some(packet) = packet {
+        if let Some((targets, packet)) = diff {
             let slow = fanout::send_all(&targets, "presence:diff", &*packet);
             self.drop_consumers(&slow);
         }

@@ -60,6 +60,13 @@ pub(super) struct RoomState {
     pub(super) history: History,
 }
 
+impl RoomState {
+    /// The sockets in the room, to send to once the lock is released.
+    pub(super) fn sockets(&self) -> Vec<SocketRef> {
+        self.members.values().map(|m| m.socket.clone()).collect()
+    }
+}
+
 pub(super) struct Member {
     pub(super) socket: SocketRef,
     pub(super) ctx: SocketCtx,

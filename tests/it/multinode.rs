@@ -103,9 +103,7 @@ async fn removal_deletion_logout_and_expiry_reach_sockets_on_other_nodes() {
 
     // A logout through node 0 disconnects the session's socket on node 2.
     let contributor = nodes[0].login(CONTRIBUTOR).await;
-    let on_two = SocketClient::connect(nodes[2].addr, contributor.cookie_header(), None)
-        .await
-        .unwrap();
+    let on_two = nodes[2].socket(&contributor).await;
     assert_eq!(contributor.logout().await.status(), StatusCode::NO_CONTENT);
     assert!(
         on_two.wait_closed(WITHIN_A_SECOND).await,
@@ -130,9 +128,7 @@ async fn removal_deletion_logout_and_expiry_reach_sockets_on_other_nodes() {
 
     // An expired session's socket on node 1 goes within the session check interval.
     let survivor = nodes[1].login(OWNER).await;
-    let last = SocketClient::connect(nodes[1].addr, survivor.cookie_header(), None)
-        .await
-        .unwrap();
+    let last = nodes[1].socket(&survivor).await;
     nodes[0].expire_all_sessions().await;
     assert!(
         last.wait_closed(WITHIN_A_SECOND).await,
