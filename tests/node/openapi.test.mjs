@@ -13,7 +13,7 @@ import { fill, responseChecker } from './openapi.mjs';
 
 const skip = skipReason();
 const VALIDATOR = process.env.OPENAPI_SPEC_VALIDATOR
-  || path.join(repoRoot, 'tests/node/.venv/bin/openapi-spec-validator');
+  || path.join(repoRoot, 'tests/python/.venv/bin/openapi-spec-validator');
 const FILE_URL = 'https://example.com/paper.pdf';
 
 describe('the OpenAPI document', { skip, timeout: 120_000 }, () => {

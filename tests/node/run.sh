@@ -11,13 +11,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# openapi.test.mjs runs openapi-spec-validator (PyPI) on the served document; it lives in a
-# venv here so that nothing is installed into the system's Python.
-VALIDATOR_VERSION=0.9.0
-if ! .venv/bin/openapi-spec-validator --version 2>/dev/null | grep -q "$VALIDATOR_VERSION"; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "openapi-spec-validator==$VALIDATOR_VERSION"
-fi
+# openapi.test.mjs runs openapi-spec-validator (PyPI) on the served document; it lives in the
+# venv that ../python/venv.sh keeps, so that nothing is installed into the system's Python.
+../python/venv.sh >/dev/null
 
 if [ "$#" -eq 0 ]; then
   set -- socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
