@@ -1,0 +1,59 @@
+"""python-socketio 5 as a client of CONTRACT §7, on its default transports (long-polling,
+then the upgrade to WebSocket) unless a test says otherwise, against the real binary."""
+from syncscript import Rest, Server, VaultClient, wait_for
+
+
+def sources_created(client):
+    return [e["seq"] for e in client.heard_named("source:created")]
+
+
+def test_a_client_that_was_away_gets_what_was_committed_meanwhile_once_and_in_order(server, rest, vault_id, clients):
+    viewer = rest["viewer"]
+    first = clients(server.base_url, viewer.cookie, vault_id).connect()
+    assert first.acks[0]["ok"] is True
+    rest["owner"].add_source(vault_id, "seen live")
+    first.wait(lambda: len(first.delivered) == 1, "the live event")
+    since = first.have
+    first.close()
+
+    missed = [rest["owner"].add_source(vault_id, f"missed {i}") for i in range(5)]
+
+    back = clients(server.base_url, viewer.cookie, vault_id).connect(since=since)
+    ack = back.acks[0]
+    assert ack["ok"] is True and ack["resync"] is False and ack["latestSeq"] == since + 5
+    assert back.delivered == list(range(since + 1, since + 6))
+    assert [e["source"]["id"] for e in back.heard_named("source:created")] == [s["id"] for s in missed]
+    assert sources_created(back) == back.delivered, "no seq replayed twice"
+    names = [event for event, _ in back.heard]
+    assert names.index("vault:joined") > max(i for i, n in enumerate(names) if n == "source:created")
+    assert names.index("ack") > names.index("vault:joined"), names
+
+
+def test_a_removed_member_is_told_vault_revoked_and_hears_no_more_of_the_vault(server, rest, vault_id, clients):
+    contributor = rest["contributor"]
+    client = clients(server.base_url, contributor.cookie, vault_id).connect()
+    rest["owner"].call("DELETE", f"/api/vaults/{vault_id}/members/{contributor.user['id']}", expect=204)
+
+    revoked = client.wait(lambda: client.heard_named("vault:revoked"), "vault:revoked")
+    assert revoked[0]["vaultId"] == vault_id and revoked[0]["reason"]
+    # A later event reaches a member who is still in the room, and not the removed one.
+    watcher = clients(server.base_url, rest["viewer"].cookie, vault_id).connect()
+    after = rest["owner"].add_source(vault_id, "after the removal")
+    watcher.wait(lambda: watcher.heard_named("source:created"), "the viewer's event")
+    # One round trip on the removed member's socket: what the server sent it before is in.
+    assert client.sio.call("vault:leave", vault_id, timeout=10) == {"ok": True}
+    assert all(e["source"]["id"] != after["id"] for e in client.heard_named("source:created"))
+    assert client.sio.connected, "revocation leaves the socket connected"
+
+
+def test_a_polling_only_client_joins_replays_and_hears_live_events(server, rest, vault_id, clients):
+    since = rest["owner"].latest_seq(vault_id)
+    rest["owner"].add_source(vault_id, "before the join")
+    client = clients(server.base_url, rest["viewer"].cookie, vault_id, transports=["polling"]).connect(since=since)
+    assert client.delivered == [since + 1]
+    for i in range(3):
+        rest["contributor"].add_source(vault_id, f"live {i}")
+    client.wait(lambda: len(client.delivered) == 4, "three live events")
+    assert client.delivered == list(range(since + 1, since + 5))
+    assert client.sio.transport() == "polling"
+    assert client.disconnects == []
