@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the Node suites (socket.io-client, Chromium, OpenAPI, three nodes behind nginx) against the server binary.
+# Runs the Node suites (the client library, socket.io-client, Chromium, OpenAPI, three nodes behind nginx) against the server binary.
 # Usage: tests/node/run.sh [test files...]   (default: every *.test.mjs here)
 # Env: SYNCSCRIPT_BIN (default target/debug/syncscript), CHROMIUM_PATH (default /usr/bin/chromium),
 # CI_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) and NGINX_BIN (default
@@ -16,7 +16,7 @@ fi
 ../python/venv.sh >/dev/null
 
 if [ "$#" -eq 0 ]; then
-  set -- socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
+  set -- client-unit.test.mjs client.test.mjs socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
 fi
 
 exec node --test --test-concurrency=1 "$@"
