@@ -174,7 +174,7 @@ describe('the client library on a fake socket', () => {
   });
 
   test('revoked and signed-out are final; signed-out closes the socket', () => {
-    const { socket, client, seen } = open();
+    const { socket, client, vault, seen } = open();
     socket.connect();
     socket.answerJoin({});
     socket.fire('vault:revoked', { vaultId: VAULT, reason: 'removed' });
@@ -184,12 +184,14 @@ describe('the client library on a fake socket', () => {
     assert.equal(socket.joins().length, 1);
     assert.deepEqual(seen.statuses, ['joined', 'revoked']);
     assert.deepEqual(seen.events, []);
+    assert.equal(vault.reason, 'removed');
 
     const other = client.vault('6f1c2a8e-0000-4000-8000-000000000002');
     const statuses = [];
     other.on('status', (s) => statuses.push(s));
     socket.fire('session:ended', { reason: 'logout' });
     assert.deepEqual(statuses, ['signed-out']);
+    assert.equal(other.reason, 'logout');
     assert.equal(socket.disconnects, 1);
   });
 

@@ -201,7 +201,9 @@ describe('the client library against the real server', { skip: skipReason(), tim
       assert.equal(outgoing.filter((e) => e === 'vault:join').length, joins, 'no join after the reconnect');
     }
     assert.deepEqual(denied.seen.statuses, ['denied']);
+    assert.equal(denied.vault.reason, 'Access denied to vault');
     assert.deepEqual(revoked.seen.statuses, ['joined', 'revoked']);
+    assert.equal(revoked.vault.reason, 'removed');
   });
 
   test('a session logged out elsewhere ends as signed-out, and the client stops connecting', async () => {

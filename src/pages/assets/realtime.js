@@ -151,7 +151,7 @@ function onEvent(event) {
 function onStatus(status) {
   logLine(status === 'joined' ? 'vault:joined' : status, null, status === 'joined' ? `seq ${vault.seq}` : '');
   if (status === 'denied' || status === 'revoked' || status === 'signed-out') {
-    endView(status);
+    endView(status, vault.reason);
     return;
   }
   setStatus(...STATUS[status]);

@@ -58,7 +58,7 @@ class Client {
     if (typeof io !== 'function') throw new TypeError('connect: no Socket.IO client; pass { io }');
     this.vaults = new Map(); // lowercase vault id -> Vault
     this.ackTimeout = ackTimeout;
-    this.ended = false; // signed out: the session is gone for good
+    this.ended = false; // signed out (the reason, once the session is gone for good)
     this.closed = false;
     this.reconnect = new Backoff();
     const opts = { ...socketOptions };
@@ -74,7 +74,7 @@ class Client {
     if (this.vaults.has(keyOf(vaultId))) throw new Error(`vault ${vaultId} is already open; leave it first`);
     const vault = new Vault(this, vaultId, options);
     this.vaults.set(keyOf(vaultId), vault);
-    if (this.ended) vault._end('signed-out');
+    if (this.ended) vault._end('signed-out', this.ended);
     else vault._join();
     return vault;
   }
@@ -102,14 +102,14 @@ class Client {
     socket.on('connect_error', (err) => {
       if (socket.active) return; // a transport failure: socket.io-client retries by itself
       const code = err && err.message;
-      if (code === 'UNAUTHORIZED') this.#signedOut();
-      else if (code === 'FORBIDDEN') this.#endAll('denied');
+      if (code === 'UNAUTHORIZED') this.#signedOut('unauthorized');
+      else if (code === 'FORBIDDEN') this.#endAll('denied', 'The server refused this origin');
       else this.#connectLater(); // UNAVAILABLE, TOO_MANY_CONNECTIONS: a busy or draining node
     });
-    socket.on('session:ended', () => this.#signedOut());
+    socket.on('session:ended', (p) => this.#signedOut(p && p.reason));
     for (const type of VAULT_EVENTS) socket.on(type, (p) => this.#route(p, (v) => v._event(type, p)));
     socket.on('vault:joined', (p) => this.#route(p, (v) => v._joined(p)));
-    socket.on('vault:revoked', (p) => this.#route(p, (v) => v._end('revoked')));
+    socket.on('vault:revoked', (p) => this.#route(p, (v) => v._end('revoked', p.reason)));
     socket.on('presence', (p) => this.#route(p, (v) => v._presencePage(p)));
     socket.on('presence:diff', (p) => this.#route(p, (v) => v._presenceDiff(p)));
   }
@@ -126,16 +126,16 @@ class Client {
     });
   }
 
-  #signedOut() {
+  #signedOut(reason) {
     if (this.ended) return;
-    this.ended = true;
-    this.#endAll('signed-out');
+    this.ended = reason || 'signed-out';
+    this.#endAll('signed-out', this.ended);
     this.reconnect.cancel();
     this.socket.disconnect();
   }
 
-  #endAll(status) {
-    for (const vault of this.vaults.values()) vault._end(status);
+  #endAll(status, reason) {
+    for (const vault of this.vaults.values()) vault._end(status, reason);
   }
 
   /** Emits a mutation and settles with its ack: the ack itself, or a contract error. */
@@ -165,6 +165,7 @@ class Vault {
     this.seq = since;
     this.status = 'connecting';
     this.role = null; // as of the last join
+    this.reason = null; // why the status became final: the server's reason or message
     this.onResync = onResync;
     this.listeners = { event: new Set(), presence: new Set(), status: new Set() };
     this.pending = new Map(); // seq -> event, for seqs above seq + 1
@@ -263,7 +264,7 @@ class Vault {
 
   #refused(error) {
     this.joining = false;
-    if (DENIED_CODES.has(error.code)) this._end('denied');
+    if (DENIED_CODES.has(error.code)) this._end('denied', error.message);
     else this.retry.schedule(() => this._join()); // UNAVAILABLE, RATE_LIMITED, …
   }
 
@@ -358,10 +359,11 @@ class Vault {
     if (this.#live()) this.#setStatus(this.everJoined ? 'reconnecting' : 'connecting');
   }
 
-  _end(status) {
+  _end(status, reason) {
     if (!this.#live()) return;
     this._stop();
     this.online = new Map();
+    this.reason = reason || null;
     this.#setStatus(status);
     if (this.client.vaults.get(keyOf(this.id)) === this) this.client.vaults.delete(keyOf(this.id));
   }
