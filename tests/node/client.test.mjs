@@ -3,12 +3,10 @@
 // client away while the server restarts or commits, so each test forces its interleaving.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { io } from 'socket.io-client';
 import {
-  DEMO, PASSWORD, api, createSource, demoVaultId, latestSeq, login, loginDemo, once, skipReason, startServer, waitFor,
+  DEMO, PASSWORD, api, createSource, demoVaultId, importServedClient, latestSeq, login, loginDemo, once, skipReason,
+  startServer, waitFor,
 } from './helpers.mjs';
 import { openGate } from './gate.mjs';
 
@@ -69,12 +67,7 @@ describe('the client library against the real server', { skip: skipReason(), tim
     base = server.baseUrl;
     Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
-    const res = await fetch(`${base}/assets/syncscript-client.js`);
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get('content-type'), /^text\/javascript/);
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'syncscript-client-')), 'syncscript-client.mjs');
-    writeFileSync(file, await res.text());
-    ({ connect } = await import(file));
+    ({ connect } = await importServedClient(base));
   });
 
   afterEach(async () => {

@@ -6,8 +6,9 @@ import { connect, createServer } from 'node:net';
 /** Opens a gate to 127.0.0.1:`targetPort` on a free port of its own. */
 export async function openGate(targetPort) {
   const open = new Set();
+  let target = targetPort;
   const listener = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect(target, '127.0.0.1');
     const pair = [client, upstream];
     open.add(pair);
     const end = () => {
@@ -33,6 +34,10 @@ export async function openGate(targetPort) {
     },
     accept() {
       return listener.listening ? Promise.resolve() : listen(listener, port);
+    },
+    /** New connections go to another port (another node, as a balancer fails over). */
+    retarget(port) {
+      target = port;
     },
     /** Closes every open connection, as a network drop would. */
     cut() {

@@ -1,7 +1,7 @@
 // Shared helpers: run the real `syncscript` binary on a free port with a fresh SQLite
 // file, and talk to it over REST the way a client would.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -272,4 +272,18 @@ export async function startCluster(count, extraEnv = {}) {
     throw err;
   }
   return cluster;
+}
+
+/**
+ * Imports the client library (CONTRACT §10) exactly as `baseUrl` serves it, checking that it
+ * is served as JavaScript: the module goes to a temp .mjs file, never from the source tree.
+ */
+export async function importServedClient(baseUrl) {
+  const res = await fetch(`${baseUrl}/assets/syncscript-client.js`);
+  if (res.status !== 200) throw new Error(`GET /assets/syncscript-client.js: HTTP ${res.status}`);
+  const type = res.headers.get('content-type') || '';
+  if (!/^text\/javascript\b/.test(type)) throw new Error(`syncscript-client.js served as ${type}`);
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'syncscript-client-')), 'syncscript-client.mjs');
+  writeFileSync(file, await res.text());
+  return import(file);
 }
