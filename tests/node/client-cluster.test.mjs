@@ -1,7 +1,7 @@
-// The client library (CONTRACT §10) across nodes (§9): two nodes on one PostgreSQL database,
-// the client behind a TCP gate that fails over to the other node as a balancer would. The
-// client's node is stopped, commits are made through the other one while the client is kept
-// away, and the client rejoins there with since.
+// The client library (CONTRACT §10) across nodes (§9): three nodes on one PostgreSQL database,
+// the client behind a TCP gate that fails over to another node as a balancer would. Each test
+// stops the client's node, commits through the third one while the client is kept away, and
+// the client rejoins there with since.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
