@@ -230,6 +230,7 @@ async function start() {
     since,
     onResync: async (latestSeq) => {
       logLine('resync', null, `more missed than the server replays; reloading (latestSeq ${latestSeq})`);
+      setStatus('joining', 'Resyncing…');
       await loadSnapshot();
     },
   });
