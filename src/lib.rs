@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod domain;
+pub mod drain;
 pub mod error;
 pub mod metrics;
 pub mod pages;

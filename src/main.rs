@@ -1,6 +1,7 @@
 use clap::Parser;
 use syncscript::{
     cli::{self, Cli, Command, UserCommand},
+    drain::Drain,
     seed,
     settings::Settings,
     startup::Application,
@@ -69,11 +70,39 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }
     }
     println!();
-    app.run_until(shutdown_signal())
+    let drain = app.drain();
+    tokio::spawn(signals(drain.clone()));
+    app.run_until(async move { drain.begun().await })
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first SIGTERM or Ctrl-C drains the node; the next one stops it at once.
+async fn signals(drain: Drain) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        let term = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        if drain.is_draining() {
+            tracing::warn!("second signal: stopping at once");
+            drain.stop_now();
+            return;
+        }
+        tracing::info!("signal received: draining (a second signal stops at once)");
+        drain.begin();
+    }
 }
 
 /// Binds with a deep accept queue: after a restart every client reconnects at once, and
@@ -91,21 +120,6 @@ async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 /// Each password hash allocates 19 MiB. glibc serves a block that large with `mmap`, but after

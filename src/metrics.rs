@@ -17,6 +17,10 @@ pub struct Metrics {
     pub events_published: Counter,
     /// Seconds from a transaction's commit to the last enqueue of its broadcast.
     pub fanout_seconds: Histogram,
+    /// 1 from the moment the node starts draining.
+    pub draining: Gauge,
+    /// Sockets the drain has still to close.
+    pub draining_sockets: Gauge,
 }
 
 impl Metrics {
@@ -52,8 +56,22 @@ impl Metrics {
             "Commit to last enqueue of a broadcast",
             fanout_seconds.clone(),
         );
+        let draining = Gauge::default();
+        let draining_sockets = Gauge::default();
+        registry.register(
+            "draining",
+            "1 while the node drains before it stops",
+            draining.clone(),
+        );
+        registry.register(
+            "draining_sockets",
+            "Sockets the drain has still to close",
+            draining_sockets.clone(),
+        );
         Self {
             registry,
+            draining,
+            draining_sockets,
             http_requests,
             connected_sockets,
             joined_rooms,

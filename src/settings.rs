@@ -34,6 +34,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// On SIGTERM, the node's sockets are closed spread over this long.
+    #[serde(with = "humantime_serde")]
+    pub drain_period: Duration,
 }
 
 /// A reverse proxy, by address or CIDR range (`10.0.0.7`, `10.0.0.0/8`), whose
@@ -217,6 +220,12 @@ impl Settings {
             return bad(
                 "session.ttl",
                 "must be positive and not longer than session.absolute_lifetime",
+            );
+        }
+        if self.server.drain_period >= self.server.shutdown_timeout {
+            return bad(
+                "server.drain_period",
+                "must be shorter than server.shutdown_timeout",
             );
         }
         if self.database.max_connections == 0 {

@@ -14,6 +14,7 @@ use crate::{
     cluster::Cluster,
     db,
     domain::{passwords::Passwords, sessions, tx::TxFactory},
+    drain::Drain,
     metrics::Metrics,
     pages,
     realtime::{
@@ -87,11 +88,13 @@ impl Application {
             settings.realtime.presence_interval,
             metrics.clone(),
         );
+        let drain = Drain::default();
         let endpoint = SocketIoEndpoint::new(
             svc,
             links.clone(),
             io.clone(),
             settings.realtime.max_payload,
+            drain.clone(),
         );
         let state = AppState::new(Inner {
             tx: TxFactory::new(db::Writer::new(db.clone()), bus),
@@ -108,6 +111,7 @@ impl Application {
             rooms,
             links: links.clone(),
             metrics,
+            drain,
         });
         realtime::attach(&state, heard, stop.clone());
         spawn_housekeeping(state.clone(), stop.clone());
@@ -115,7 +119,10 @@ impl Application {
             .at("/healthz", poem::get(health::healthz))
             .at("/readyz", poem::get(health::readyz))
             .at("/metrics", poem::get(health::metrics))
-            .nest("/api", api::routes(&state.settings))
+            .nest(
+                "/api",
+                api::routes(&state.settings).around(crate::drain::hold_mutations),
+            )
             .nest_no_strip("/socket.io", endpoint)
             .nest("/", pages::routes());
         let app = api::middleware(app, state.clone()).boxed();
@@ -137,8 +144,15 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then closes every socket, stops accepting and lets
-    /// in-flight requests finish (up to `server.shutdown_timeout`).
+    /// The node's drain: tests begin it, or stop it at once, as the signals would.
+    pub fn drain(&self) -> Drain {
+        self.state.drain.clone()
+    }
+
+    /// Serves until `shutdown` resolves (or the drain begins), then drains (see
+    /// [`crate::drain`]): sockets closed at the transport over `server.drain_period`, then no
+    /// new connections and in-flight requests finish. `server.shutdown_timeout`, counted from
+    /// the start of the drain, or [`Drain::stop_now`] ends it at once.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -151,16 +165,38 @@ impl Application {
             sqlite_file,
             ..
         } = self;
-        let io = state.io.clone();
-        let timeout = state.settings.server.shutdown_timeout;
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing sockets, finishing in-flight requests");
-            io.close().await;
+        let drain = state.drain.clone();
+        let server = &state.settings.server;
+        let (period, timeout) = (server.drain_period, server.shutdown_timeout);
+        let draining = {
+            let (state, drain) = (state.clone(), drain.clone());
+            async move {
+                tokio::select! {
+                    _ = shutdown => drain.begin(),
+                    _ = drain.begun() => {}
+                }
+                state.metrics.draining.set(1);
+                crate::drain::close_sockets(&state, period).await;
+                tracing::info!("no new connections; finishing in-flight requests");
+            }
         };
-        let served = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-            .run_with_graceful_shutdown(app, signal, Some(timeout))
-            .await;
+        let serve = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
+            .run_with_graceful_shutdown(app, draining, None);
+        let deadline = async {
+            drain.begun().await;
+            tokio::time::sleep(timeout).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            _ = deadline => {
+                tracing::warn!("server.shutdown_timeout reached: stopping now");
+                Ok(())
+            }
+            _ = drain.stopped_now() => {
+                tracing::warn!("stopping now, without finishing the drain");
+                Ok(())
+            }
+        };
         stop.cancel();
         drop(sqlite_file);
         served

@@ -7,6 +7,7 @@ use socketioxide::SocketIo;
 use crate::{
     api::throttle::LoginThrottle,
     domain::{passwords::Passwords, sessions::Lifetimes, tx::TxFactory},
+    drain::Drain,
     error::Result,
     metrics::Metrics,
     realtime::{limits::SocketLimits, link::Links, rooms::Rooms},
@@ -27,6 +28,7 @@ pub struct Inner {
     pub links: Links,
     pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,
+    pub drain: Drain,
 }
 
 impl std::ops::Deref for AppState {

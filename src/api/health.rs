@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (the database answers) and `/metrics`.
+//! `/healthz` (the process is up), `/readyz` (the database answers and the node is not
+//! draining) and `/metrics`.
 use poem::{
     IntoResponse, Response, handler,
     web::{Data, Json},
@@ -14,6 +15,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 #[handler]
 pub async fn readyz(state: Data<&AppState>) -> Response {
+    if state.drain.is_draining() {
+        return AppError::Unavailable.into_response();
+    }
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await;
     match ping {
         Ok(Ok(())) => Json(json!({ "status": "ready" })).into_response(),

@@ -74,6 +74,22 @@ pub fn disconnect(rooms: &Rooms, socket: SocketRef) {
     }
 }
 
+/// Closes a socket at its transport, without a DISCONNECT or CLOSE packet, so that its client
+/// reconnects by itself (CONTRACT §7 "Restarts"); it leaves its rooms here at once.
+/// Whether it was open.
+pub fn close_at_transport(rooms: &Rooms, socket: &SocketRef) -> bool {
+    let Some(ctx) = socket
+        .extensions
+        .get::<SocketCtx>()
+        .filter(|c| !c.is_closed())
+    else {
+        return false;
+    };
+    ctx.link().kill();
+    rooms.release(socket, &ctx);
+    true
+}
+
 /// Disconnects the sockets whose session expired or was deleted.
 pub async fn sweep_sessions(rooms: &Rooms, io: &SocketIo) {
     let mut ids: Vec<Uuid> = io

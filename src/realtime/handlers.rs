@@ -145,6 +145,11 @@ async fn dispatch(
         return;
     };
     let server_only = EventKind::is_source_event(event);
+    // A drain lets a mutation that began before it commit before closing its socket.
+    let _mutating = match event {
+        "source:create" | "source:update" | "source:delete" => Some(state.drain.mutation().await),
+        _ => None,
+    };
     let result = match ctx.rate(state.settings.realtime.events_per_second) {
         RateVerdict::Disconnect => {
             tracing::warn!(sid = %s.id, user_id = %ctx.user().user_id, "socket flooding; disconnecting");

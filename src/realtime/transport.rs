@@ -13,6 +13,8 @@ use socketioxide::{SocketIo, socket::Sid};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
+use crate::{drain::Drain, error::AppError};
+
 use super::{
     Service,
     link::{Link, Linked, Links, Registration},
@@ -24,15 +26,18 @@ pub struct SocketIoEndpoint {
     pub(super) io: SocketIo,
     /// `realtime.max_payload`: the largest polling request accepted.
     pub(super) max_payload: u64,
+    /// A draining node opens no new session.
+    drain: Drain,
 }
 
 impl SocketIoEndpoint {
-    pub fn new(svc: Service, links: Links, io: SocketIo, max_payload: u64) -> Self {
+    pub fn new(svc: Service, links: Links, io: SocketIo, max_payload: u64, drain: Drain) -> Self {
         Self {
             svc,
             links,
             io,
             max_payload,
+            drain,
         }
     }
 }
@@ -88,6 +93,11 @@ impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        if self.drain.is_draining() && session_of(req.uri()).is_none() {
+            // A 503, not a Socket.IO refusal: a balancer retries it on another node, and
+            // clients count it as a failed attempt and reconnect later.
+            return Ok(AppError::Unavailable.into_response());
+        }
         if !is_websocket_upgrade(&req) {
             return self.polling(req).await;
         }

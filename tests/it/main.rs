@@ -3,6 +3,7 @@
 //! real Socket.IO clients.
 mod auth;
 mod delivery;
+mod drain;
 mod edges;
 mod foundation;
 mod helpers;
@@ -10,5 +11,6 @@ mod members;
 mod multinode;
 mod openapi;
 mod realtime;
+mod shutdown;
 mod sources;
 mod vaults;

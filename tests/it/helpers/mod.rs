@@ -77,6 +77,8 @@ pub fn settings(db_url: &str, overrides: &[(&str, &str)]) -> Settings {
         ("SYNCSCRIPT_DATABASE__URL".into(), db_url.into()),
         ("SYNCSCRIPT_DEMO__SEED".into(), "true".into()),
         ("SYNCSCRIPT_LOG__LEVEL".into(), "warn".into()),
+        // A test's app drains when the test ends; nobody waits for it.
+        ("SYNCSCRIPT_SERVER__DRAIN_PERIOD".into(), "1s".into()),
     ];
     env.extend(
         overrides

@@ -56,6 +56,8 @@ pub struct SocketClient {
     next_ack: u64,
     pub closed: Arc<tokio::sync::Notify>,
     pub is_closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Every text frame received, and every WebSocket close frame as `<close>`, in order.
+    frames: Arc<Mutex<Vec<String>>>,
     paused: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -206,6 +208,8 @@ impl SocketClient {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let acks: Acks = Arc::default();
         let arrivals: Arc<Mutex<Vec<String>>> = Arc::default();
+        let frames: Arc<Mutex<Vec<String>>> = Arc::default();
+        let frames2 = frames.clone();
         let closed = Arc::new(tokio::sync::Notify::new());
         let is_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (paused, mut paused_rx) = tokio::sync::watch::channel(false);
@@ -235,10 +239,12 @@ impl SocketClient {
                 };
                 let Message::Text(text) = msg else {
                     if matches!(msg, Message::Close(_)) {
+                        frames2.lock().unwrap().push("<close>".into());
                         break;
                     }
                     continue;
                 };
+                frames2.lock().unwrap().push(text.to_string());
                 if text.as_str() == "2" {
                     let _ = pong.send(Message::text("3"));
                     continue;
@@ -275,6 +281,7 @@ impl SocketClient {
             next_ack: 1,
             closed,
             is_closed,
+            frames,
             paused,
             tasks: vec![writer.abort_handle(), reader.abort_handle()],
         }
@@ -313,6 +320,20 @@ impl SocketClient {
             .await
             .expect("ack within 5 s")
             .expect("ack")
+    }
+
+    /// Every text frame (and `<close>` for a WebSocket close frame) received so far.
+    pub fn frames(&self) -> Vec<String> {
+        self.frames.lock().unwrap().clone()
+    }
+
+    /// Whether the connection ended without a WebSocket close frame, an Engine.IO CLOSE or a
+    /// Socket.IO DISCONNECT: closed at the transport, as a dead node's would be.
+    pub fn closed_at_transport(&self) -> bool {
+        !self
+            .frames()
+            .iter()
+            .any(|f| f == "<close>" || f == "1" || f.starts_with("41"))
     }
 
     /// Every event name (and `ack`) received so far, in order.
