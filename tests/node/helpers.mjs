@@ -107,6 +107,17 @@ class Server {
     await this.#signal('SIGKILL', 5_000);
   }
 
+  /** SIGTERM, as at a deploy: resolves with the exit code once the process is gone. */
+  terminate(waitMs = 60_000) {
+    const proc = this.proc;
+    if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server still running ${waitMs} ms after SIGTERM`)), waitMs);
+      proc.once('exit', (code, signal) => { clearTimeout(timer); resolve(code ?? signal); });
+      proc.kill('SIGTERM');
+    });
+  }
+
   async stop() {
     if (!this.proc) return;
     await this.#signal('SIGTERM', 3_000).catch(() => this.#signal('SIGKILL', 5_000));

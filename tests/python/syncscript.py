@@ -2,6 +2,7 @@
 on a free port (a temp SQLite file and the demo seed, or a PostgreSQL URL), REST calls with a
 session cookie, and a python-socketio client written the way an app would write one."""
 import os
+import random
 import shutil
 import signal
 import socket
@@ -168,18 +169,25 @@ class VaultClient:
         self.delivered = []  # seqs in delivery order, each once
         self.heard = []  # (event name, payload) for everything the server sent, in order
         self.acks = []
+        self.join_times = []  # (monotonic time, ack) of every join's ack
+        self.duplicates = 0  # events whose seq the client already had
         self.connects = 0
         self.disconnects = []  # (monotonic time, reason)
         self.cond = threading.Condition()
-        self.sio = socketio.Client(**client_options)
+        # The cookie goes in the HTTP session's jar, not in `headers`: python-engineio sends
+        # `headers` with the handshake only, and a balancer that hashes the session cookie
+        # (README) would send the long-polling requests that follow to any node.
+        http = requests.Session()
+        name, _, value = cookie.partition("=")
+        http.cookies.set(name, value)
+        self.sio = socketio.Client(http_session=http, **client_options)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_any)
 
     def connect(self, since=None, wait=True):
         self.have = since
-        self.sio.connect(self.base_url, headers={"Cookie": self.cookie}, transports=self.transports,
-                         wait_timeout=10)
+        self.sio.connect(self.base_url, transports=self.transports, wait_timeout=10)
         if wait:
             self.wait(lambda: self.acks, "the first join's ack")
         return self
@@ -192,16 +200,26 @@ class VaultClient:
     def _on_connect(self):
         with self.cond:
             self.connects += 1
+        self._join()
+
+    def _join(self):
+        with self.cond:
             payload = {"vaultId": self.vault_id} if self.have is None else {"vaultId": self.vault_id, "since": self.have}
         self.sio.emit("vault:join", payload, callback=self._on_join_ack)
 
     def _on_join_ack(self, ack):
         with self.cond:
             self.acks.append(ack)
+            self.join_times.append((time.monotonic(), ack))
             if ack.get("ok") and self.have is None:
                 self.have = ack["latestSeq"]
             self.heard.append(("ack", ack))
             self.cond.notify_all()
+        # A server that cannot answer now (CONTRACT §7) is asked again after a random delay.
+        if not ack.get("ok") and ack.get("error", {}).get("code") == "UNAVAILABLE":
+            retry = threading.Timer(random.uniform(0.2, 1.0), lambda: self.sio.connected and self._join())
+            retry.daemon = True
+            retry.start()
 
     def _on_disconnect(self, reason=None):
         with self.cond:
@@ -215,6 +233,8 @@ class VaultClient:
                 if self.have is None or payload["seq"] > self.have:
                     self.have = payload["seq"]
                     self.delivered.append(payload["seq"])
+                else:
+                    self.duplicates += 1
             self.cond.notify_all()
 
     def wait(self, check, what, timeout=15.0):
