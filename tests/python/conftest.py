@@ -6,8 +6,9 @@ from syncscript import DEMO, Rest, Server, VaultClient
 
 
 @pytest.fixture
-def server():
-    node = Server().start()
+def server(request):
+    """A node of its own; `indirect` parametrization passes it extra environment."""
+    node = Server(env=getattr(request, "param", None)).start()
     yield node
     if node.proc.poll() is None:
         node.stop()

@@ -1,5 +1,7 @@
 """python-socketio 5 as a client of CONTRACT §7, on its default transports (long-polling,
 then the upgrade to WebSocket) unless a test says otherwise, against the real binary."""
+import pytest
+
 from syncscript import Rest, Server, VaultClient, wait_for
 
 
@@ -57,3 +59,35 @@ def test_a_polling_only_client_joins_replays_and_hears_live_events(server, rest,
     assert client.delivered == list(range(since + 1, since + 5))
     assert client.sio.transport() == "polling"
     assert client.disconnects == []
+
+
+# One socket on the node: the drain closes it at the end of drain_period.
+@pytest.mark.parametrize("server", [{"SYNCSCRIPT_SERVER__DRAIN_PERIOD": "1s"}], indirect=True)
+def test_after_a_sigterm_restart_the_client_reconnects_by_itself_and_catches_up(server, rest, vault_id, clients):
+    client = clients(server.base_url, rest["viewer"].cookie, vault_id).connect()
+    wait_for(lambda: client.sio.transport() == "websocket", what="the upgrade to WebSocket")
+    owner = rest["owner"]
+    owner.add_source(vault_id, "before the restart")
+    client.wait(lambda: len(client.delivered) == 1, "the first event")
+
+    assert server.terminate() == 0, "a drained node exits 0"
+    client.wait(lambda: client.disconnects, "the disconnect")
+    # Closed at the transport: a Socket.IO DISCONNECT would be final for python-socketio.
+    assert client.disconnects[0][1] == client.sio.reason.TRANSPORT_ERROR
+    # Written while the client cannot be connected: through a stand-in node on another port,
+    # on the same database, that the client does not know.
+    stand_in = Server(database_url=server.database_url, name="stand-in").start()
+    try:
+        missed = [Rest(stand_in.base_url, owner.user["email"]).add_source(vault_id, f"missed {i}") for i in range(4)]
+    finally:
+        stand_in.cleanup()
+    server.start()
+
+    client.wait(lambda: len(client.acks) == 2, "the rejoin after the reconnection", timeout=30)
+    assert client.acks[1]["ok"] is True
+    client.wait(lambda: len(client.delivered) == 5, "the missed events")
+    first = client.delivered[0]
+    assert client.delivered == list(range(first, first + 5))
+    replayed = [e["source"]["id"] for e in client.heard_named("source:created")][1:]
+    assert replayed == [s["id"] for s in missed]
+    assert client.connects == 2 and client.sio.connected
