@@ -16,7 +16,7 @@ fi
 ../python/venv.sh >/dev/null
 
 if [ "$#" -eq 0 ]; then
-  set -- client-unit.test.mjs client.test.mjs client-cluster.test.mjs socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
+  set -- client-unit.test.mjs client.test.mjs client-cluster.test.mjs socketio.test.mjs delivery.test.mjs presence.test.mjs multinode.test.mjs rolling.test.mjs browser.test.mjs openapi.test.mjs docs.test.mjs
 fi
 
 exec node --test --test-concurrency=1 "$@"
