@@ -212,7 +212,8 @@ fn spawn_housekeeping(state: AppState, stop: CancellationToken) {
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            match sessions::purge_expired(&state.db).await {
+            let grace = state.settings.realtime.session_check_interval;
+            match sessions::purge_expired(&state.db, grace).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired sessions purged"),
                 Err(e) => tracing::warn!(error = %e, "session purge failed"),

@@ -130,7 +130,7 @@ async fn login(
 async fn logout(state: Data<&AppState>, user: CurrentUser) -> Result<Response> {
     let mut tx = state.begin().await?;
     sessions::delete(&*tx, user.session_id).await?;
-    tx.end_session(user.session_id);
+    tx.end_session(user.session_id, sessions::EndReason::Logout);
     tx.commit().await?;
     tracing::info!(user_id = %user.user.id, "logout");
     Ok(Response::builder()

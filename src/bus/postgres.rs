@@ -11,7 +11,10 @@ use uuid::Uuid;
 use super::Heard;
 use crate::{
     cluster::PresenceChange,
-    domain::events::{Event, EventKind, Notice},
+    domain::{
+        events::{Event, EventKind, Notice},
+        sessions::EndReason,
+    },
 };
 
 const CHANNEL: &str = "syncscript";
@@ -24,6 +27,9 @@ const MAX_NOTIFY_BYTES: usize = 7900;
 struct Wire<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session: Option<Uuid>,
+    /// Why the session ended; a node that sends none (an older one) means `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     vault: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,6 +48,7 @@ impl Wire<'_> {
     fn empty() -> Self {
         Self {
             session: None,
+            reason: None,
             vault: None,
             seq: None,
             kind: None,
@@ -54,8 +61,9 @@ impl Wire<'_> {
 
 fn encode(notice: &Notice) -> String {
     let wire = match notice {
-        Notice::SessionEnded(id) => Wire {
+        Notice::SessionEnded(id, reason) => Wire {
             session: Some(*id),
+            reason: Some(reason.name()),
             ..Wire::empty()
         },
         Notice::Event(e) => Wire {
@@ -85,7 +93,8 @@ fn decode(text: &str) -> Option<Heard> {
         return Some(Heard::Presence(change));
     }
     if let Some(id) = wire.session {
-        return Some(Heard::Notice(Notice::SessionEnded(id)));
+        let reason = EndReason::parse(wire.reason);
+        return Some(Heard::Notice(Notice::SessionEnded(id, reason)));
     }
     let (vault_id, seq) = (wire.vault?, wire.seq?);
     let Some(payload) = wire.payload else {
@@ -210,6 +219,21 @@ mod tests {
             (sent.vault_id, sent.seq, sent.kind, sent.member)
         );
         assert_eq!(got.payload.get(), sent.payload.get());
+    }
+
+    #[test]
+    fn an_ended_session_reads_back_with_its_reason_and_an_old_notice_as_revoked() {
+        let id = Uuid::new_v4();
+        let sent = Notice::SessionEnded(id, EndReason::Expired);
+        let got = decode(&encode(&sent));
+        assert!(
+            matches!(got, Some(Heard::Notice(Notice::SessionEnded(i, EndReason::Expired))) if i == id)
+        );
+        let old = format!(r#"{{"session":"{id}"}}"#);
+        let got = decode(&old);
+        assert!(
+            matches!(got, Some(Heard::Notice(Notice::SessionEnded(i, EndReason::Revoked))) if i == id)
+        );
     }
 
     #[test]

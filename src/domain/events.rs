@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::{Value, json, value::RawValue};
 use uuid::Uuid;
 
-use super::{Actor, Role, Tx, now, role_name};
+use super::{Actor, Role, Tx, now, role_name, sessions::EndReason};
 use crate::error::{AppError, Result};
 use entities::{events, vaults};
 
@@ -105,8 +105,9 @@ pub fn raw(value: &Value) -> Arc<RawValue> {
 #[derive(Debug, Clone)]
 pub enum Notice {
     Event(Event),
-    /// A session was deleted (logout): its sockets are disconnected wherever they are.
-    SessionEnded(Uuid),
+    /// A session was deleted (logout): its sockets are told why and disconnected wherever
+    /// they are.
+    SessionEnded(Uuid, EndReason),
 }
 
 /// Takes the next `seq` of a vault. The `UPDATE` locks the vault row until commit, which

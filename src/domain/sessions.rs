@@ -15,6 +15,34 @@ use super::now;
 use crate::error::Result;
 use entities::{sessions, users};
 
+/// Why a session's sockets are sent away: the `reason` of `session:ended` (CONTRACT §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    Expired,
+    /// Deleted without a known reason (its notice may have been missed).
+    Revoked,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// A reason as named on the wire; an unknown or missing one counts as `revoked`.
+    pub fn parse(name: Option<&str>) -> Self {
+        match name {
+            Some("logout") => Self::Logout,
+            Some("expired") => Self::Expired,
+            _ => Self::Revoked,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     pub ttl: Duration,
@@ -118,35 +146,43 @@ pub async fn delete(db: &impl ConnectionTrait, session_id: Uuid) -> Result<()> {
 }
 
 /// Deletes expired sessions; returns how many.
-pub async fn purge_expired(db: &impl ConnectionTrait) -> Result<u64> {
+/// Deletes the sessions that expired more than `grace` ago: until then every node's socket
+/// sweep still finds them, and tells their sockets they `expired` (not `revoked`).
+pub async fn purge_expired(db: &impl ConnectionTrait, grace: Duration) -> Result<u64> {
+    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
     let res = sessions::Entity::delete_many()
-        .filter(sessions::Column::ExpiresAt.lte(now()))
+        .filter(sessions::Column::ExpiresAt.lte(now() - grace))
         .exec(db)
         .await?;
     Ok(res.rows_affected)
 }
 
-/// Of the given session ids, those that are no longer valid (deleted or expired). The ids are
-/// looked up in chunks: a single `IN (…)` would pass SQLite's 32,766 or PostgreSQL's 65,535
-/// bind parameters once that many sessions are connected.
-pub async fn dead_among(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+/// Of the given session ids, those that are no longer valid, and why: expired, or deleted
+/// (`Revoked`: a logout announces itself). The ids are looked up in chunks: a single
+/// `IN (…)` would pass SQLite's 32,766 or PostgreSQL's 65,535 bind parameters once that many
+/// sessions are connected.
+pub async fn dead_among(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<(Uuid, EndReason)>> {
     const CHUNK: usize = 1000;
-    let mut alive = std::collections::HashSet::new();
+    let mut found = std::collections::HashMap::new();
     for chunk in ids.chunks(CHUNK) {
-        let found = sessions::Entity::find()
+        let rows = sessions::Entity::find()
             .select_only()
             .column(sessions::Column::Id)
+            .column(sessions::Column::ExpiresAt)
             .filter(sessions::Column::Id.is_in(chunk.iter().copied()))
-            .filter(sessions::Column::ExpiresAt.gt(now()))
-            .into_tuple::<Uuid>()
+            .into_tuple::<(Uuid, DateTime<Utc>)>()
             .all(db)
             .await?;
-        alive.extend(found);
+        found.extend(rows);
     }
+    let now = now();
     Ok(ids
         .iter()
-        .copied()
-        .filter(|id| !alive.contains(id))
+        .filter_map(|id| match found.get(id) {
+            Some(expires) if *expires > now => None,
+            Some(_) => Some((*id, EndReason::Expired)),
+            None => Some((*id, EndReason::Revoked)),
+        })
         .collect())
 }
 

@@ -7,7 +7,10 @@ use std::ops::Deref;
 use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::events::{Event, Notice};
+use super::{
+    events::{Event, Notice},
+    sessions::EndReason,
+};
 use crate::{
     bus::Bus,
     db::{Writer, WriterGuard},
@@ -50,8 +53,8 @@ impl Tx {
     }
 
     /// Announces, on commit, that a session ended, so its sockets go on every node.
-    pub fn end_session(&mut self, session_id: Uuid) {
-        self.notices.push(Notice::SessionEnded(session_id));
+    pub fn end_session(&mut self, session_id: Uuid, reason: EndReason) {
+        self.notices.push(Notice::SessionEnded(session_id, reason));
     }
 
     /// Announces and commits. Runs in its own task: if the caller goes away mid-commit (a

@@ -1,7 +1,8 @@
 //! Relaying what the bus hears to this node's sockets: one delivery path for both buses.
-//! Each vault's events go to its room ([`super::relay`]), ended sessions disconnect their
-//! sockets, and when the listener may have missed notices every room catches up and every
+//! Each vault's events go to its room ([`super::relay`]), ended sessions send their sockets
+//! `session:ended` and disconnect them, and when the listener may have missed notices every room catches up and every
 //! session here is looked at again.
+use serde_json::json;
 use socketioxide::{SocketIo, extract::SocketRef};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -10,7 +11,10 @@ use uuid::Uuid;
 use super::{context::SocketCtx, relay::Item, rooms::Rooms};
 use crate::{
     bus::Heard,
-    domain::{events::Notice, sessions},
+    domain::{
+        events::Notice,
+        sessions::{self, EndReason},
+    },
 };
 
 /// Routes what this node hears until `stop`.
@@ -36,8 +40,8 @@ pub async fn dispatch(
                     rooms.route(change.vault, Item::Presence(change));
                 }
             }
-            Some(Heard::Notice(Notice::SessionEnded(session_id))) => {
-                end_session(&rooms, &io, session_id)
+            Some(Heard::Notice(Notice::SessionEnded(session_id, reason))) => {
+                end_session(&rooms, &io, session_id, reason)
             }
             Some(Heard::Lost) => {
                 rooms.route_all(|| Item::Lost);
@@ -48,18 +52,30 @@ pub async fn dispatch(
     }
 }
 
-/// Disconnects every socket of a session on this node.
-pub fn end_session(rooms: &Rooms, io: &SocketIo, session_id: Uuid) {
+/// Tells every socket of a session on this node that it ended, and why, then disconnects it
+/// at the Socket.IO level: its client must not come back by itself (CONTRACT §7).
+pub fn end_session(rooms: &Rooms, io: &SocketIo, session_id: Uuid, reason: EndReason) {
     for socket in io.sockets() {
         let ours = socket
             .extensions
             .get::<SocketCtx>()
             .is_some_and(|ctx| ctx.user().session_id == session_id);
         if ours {
-            tracing::info!(sid = %socket.id, %session_id, "session ended; disconnecting its socket");
-            disconnect(rooms, socket);
+            tracing::info!(sid = %socket.id, %session_id, reason = reason.name(), "session ended; disconnecting its socket");
+            end_socket(rooms, socket, reason);
         }
     }
+}
+
+/// `session:ended`, then the disconnect; a socket too full for them is closed at its
+/// transport instead.
+pub fn end_socket(rooms: &Rooms, socket: SocketRef, reason: EndReason) {
+    let told = socket.emit("session:ended", &json!({ "reason": reason.name() }));
+    if told.is_err() {
+        close_at_transport(rooms, &socket);
+        return;
+    }
+    disconnect(rooms, socket);
 }
 
 /// Disconnects a socket; one whose buffer is too full for the disconnect packet is closed
@@ -101,8 +117,8 @@ pub async fn sweep_sessions(rooms: &Rooms, io: &SocketIo) {
     ids.dedup();
     match sessions::dead_among(&rooms.shared().db, &ids).await {
         Ok(dead) => {
-            for session_id in dead {
-                end_session(rooms, io, session_id);
+            for (session_id, reason) in dead {
+                end_session(rooms, io, session_id, reason);
             }
         }
         Err(e) => tracing::warn!(error = %e, "session sweep failed"),

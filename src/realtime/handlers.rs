@@ -14,7 +14,10 @@ use super::{
     mutations::{create_source, delete_source, update_source},
 };
 use crate::{
-    domain::EventKind,
+    domain::{
+        EventKind,
+        sessions::{self, EndReason},
+    },
     error::AppError,
     security::{authenticate, origins_allowed},
     state::AppState,
@@ -145,6 +148,7 @@ async fn dispatch(
         return;
     };
     let server_only = EventKind::is_source_event(event);
+    let session_id = ctx.user().session_id;
     // A drain lets a mutation that began before it commit before closing its socket.
     let _mutating = match event {
         "source:create" | "source:update" | "source:delete" => Some(state.drain.mutation().await),
@@ -194,6 +198,12 @@ async fn dispatch(
         state.rooms.drop_consumer(&s);
     } else if matches!(result, Err(AppError::Unauthorized(_))) {
         tracing::info!(sid = %s.id, "socket's session ended; disconnecting");
-        super::dispatch::disconnect(&state.rooms, s);
+        let session = [session_id];
+        let reason = sessions::dead_among(&state.db, &session)
+            .await
+            .ok()
+            .and_then(|dead| dead.first().map(|(_, reason)| *reason))
+            .unwrap_or(EndReason::Revoked);
+        super::dispatch::end_socket(&state.rooms, s, reason);
     }
 }

@@ -108,7 +108,11 @@ async fn the_session_sweep_checks_seventy_thousand_connected_sessions() {
         .await
         .expect("one sweep");
     assert_eq!(dead.len(), 70_000);
-    assert!(!dead.contains(&live));
+    assert!(dead.iter().all(|(id, _)| *id != live));
+    assert!(
+        dead.iter()
+            .all(|(_, why)| *why == sessions::EndReason::Revoked)
+    );
 }
 
 #[tokio::test]

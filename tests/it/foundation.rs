@@ -417,7 +417,12 @@ fn the_binary_refuses_a_bad_config_value_in_one_line() {
 
 #[tokio::test]
 async fn expired_sessions_are_purged_periodically() {
-    let app = spawn_app_with(&[("SYNCSCRIPT_SESSION__CLEANUP_INTERVAL", "100ms")]).await;
+    // A session is kept one session check interval past its expiry, for the socket sweeps.
+    let app = spawn_app_with(&[
+        ("SYNCSCRIPT_SESSION__CLEANUP_INTERVAL", "100ms"),
+        ("SYNCSCRIPT_REALTIME__SESSION_CHECK_INTERVAL", "100ms"),
+    ])
+    .await;
     app.login(OWNER).await;
     app.login(VIEWER).await;
     app.expire_all_sessions().await;

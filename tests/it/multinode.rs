@@ -103,8 +103,9 @@ async fn removal_deletion_logout_and_expiry_reach_sockets_on_other_nodes() {
 
     // A logout through node 0 disconnects the session's socket on node 2.
     let contributor = nodes[0].login(CONTRIBUTOR).await;
-    let on_two = nodes[2].socket(&contributor).await;
+    let mut on_two = nodes[2].socket(&contributor).await;
     assert_eq!(contributor.logout().await.status(), StatusCode::NO_CONTENT);
+    on_two.expect_session_ended("logout", WITHIN_A_SECOND).await;
     assert!(
         on_two.wait_closed(WITHIN_A_SECOND).await,
         "logged out on every node"
@@ -128,8 +129,9 @@ async fn removal_deletion_logout_and_expiry_reach_sockets_on_other_nodes() {
 
     // An expired session's socket on node 1 goes within the session check interval.
     let survivor = nodes[1].login(OWNER).await;
-    let last = nodes[1].socket(&survivor).await;
+    let mut last = nodes[1].socket(&survivor).await;
     nodes[0].expire_all_sessions().await;
+    last.expect_session_ended("expired", WITHIN_A_SECOND).await;
     assert!(
         last.wait_closed(WITHIN_A_SECOND).await,
         "expired on its node"

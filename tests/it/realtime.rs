@@ -480,13 +480,14 @@ async fn a_role_change_applies_to_the_very_next_socket_mutation() {
 }
 
 #[tokio::test]
-async fn logout_disconnects_every_socket_of_that_session_only() {
+async fn logout_tells_every_socket_of_that_session_only_and_disconnects_it() {
     let app = spawn_app().await;
     let vault = app.demo_vault().await;
-    let (viewer, socket) = joined(&app, VIEWER, &vault).await;
+    let (viewer, mut socket) = joined(&app, VIEWER, &vault).await;
     let other_session = app.login(VIEWER).await;
     let mut survivor = app.socket(&other_session).await;
     viewer.logout().await;
+    socket.expect_session_ended("logout", SOON).await;
     assert!(
         socket.wait_closed(SOON).await,
         "logged-out socket closed within a second"
@@ -499,15 +500,33 @@ async fn logout_disconnects_every_socket_of_that_session_only() {
 }
 
 #[tokio::test]
-async fn a_session_that_expires_while_connected_is_disconnected() {
+async fn a_session_that_expires_while_connected_is_told_so_and_disconnected() {
     let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__SESSION_CHECK_INTERVAL", "200ms")]).await;
     let vault = app.demo_vault().await;
-    let (_, socket) = joined(&app, VIEWER, &vault).await;
+    let (_, mut socket) = joined(&app, VIEWER, &vault).await;
     app.expire_all_sessions().await;
+    socket
+        .expect_session_ended("expired", Duration::from_secs(3))
+        .await;
     assert!(
         socket.wait_closed(Duration::from_secs(3)).await,
         "expired session's socket dropped"
     );
+}
+
+#[tokio::test]
+async fn a_session_deleted_without_a_notice_is_found_by_the_sweep_and_revoked() {
+    use sea_orm::EntityTrait;
+    let app = spawn_app_with(&[("SYNCSCRIPT_REALTIME__SESSION_CHECK_INTERVAL", "200ms")]).await;
+    let vault = app.demo_vault().await;
+    let (_, mut socket) = joined(&app, VIEWER, &vault).await;
+    entities::sessions::Entity::delete_many()
+        .exec(app.db())
+        .await
+        .unwrap();
+    socket
+        .expect_session_ended("revoked", Duration::from_secs(3))
+        .await;
 }
 
 #[tokio::test]

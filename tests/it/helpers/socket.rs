@@ -389,6 +389,13 @@ impl SocketClient {
             || self.is_closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// `session:ended` with `reason`, then the Socket.IO disconnect, in that order.
+    pub async fn expect_session_ended(&mut self, reason: &str, within: Duration) {
+        let ended = self.expect("session:ended", within).await;
+        assert_eq!(ended, json!({ "reason": reason }));
+        self.expect("disconnect", within).await;
+    }
+
     pub async fn join(&mut self, vault: &str) -> Value {
         self.emit_ack("vault:join", json!(vault)).await
     }
