@@ -15,7 +15,7 @@ describe('the client library when its node goes away', { skip: skipReason(), tim
   let connect;
 
   before(async () => {
-    cluster = await startCluster(3);
+    cluster = await startCluster(3, { SYNCSCRIPT_SERVER__DRAIN_PERIOD: '1s' });
     ({ connect } = await importServedClient(cluster.nodes[0].baseUrl));
   });
 
@@ -25,7 +25,10 @@ describe('the client library when its node goes away', { skip: skipReason(), tim
 
   const stops = [
     ['SIGKILL', (node) => node.kill()],
-    ['SIGTERM drain', (node) => new Promise((resolve) => { node.proc.once('exit', resolve); node.proc.kill('SIGTERM'); })],
+    ['SIGTERM drain', async (node) => {
+      await new Promise((resolve) => { node.proc.once('exit', resolve); node.proc.kill('SIGTERM'); });
+      assert.match(node.logTail(100), /draining done/, 'the node drained its sockets');
+    }],
   ];
   stops.forEach(([how, stop], i) => {
     test(`every event once and in order after a ${how} of the client's node, caught up on another node`, async () => {

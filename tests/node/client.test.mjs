@@ -63,7 +63,10 @@ describe('the client library against the real server', { skip: skipReason(), tim
   }
 
   before(async () => {
-    server = await startServer({ SYNCSCRIPT_REALTIME__MAX_REPLAY: String(MAX_REPLAY) });
+    server = await startServer({
+      SYNCSCRIPT_REALTIME__MAX_REPLAY: String(MAX_REPLAY),
+      SYNCSCRIPT_SERVER__DRAIN_PERIOD: '1s',
+    });
     base = server.baseUrl;
     Object.assign(cookies, await loginDemo(base));
     vaultId = await demoVaultId(base, cookies.owner);
@@ -80,7 +83,10 @@ describe('the client library against the real server', { skip: skipReason(), tim
 
   for (const [how, stop] of [
     ['SIGKILL', () => server.kill()],
-    ['SIGTERM drain', () => new Promise((resolve) => { server.proc.once('exit', resolve); server.proc.kill('SIGTERM'); })],
+    ['SIGTERM drain', async () => {
+      await new Promise((resolve) => { server.proc.once('exit', resolve); server.proc.kill('SIGTERM'); });
+      assert.match(server.logTail(100), /draining done/, 'the server drained its sockets');
+    }],
   ]) {
     test(`every event arrives once and in order across a ${how} restart with commits made while away`, async () => {
       const since = await latestSeq(base, cookies.owner, vaultId);
