@@ -215,9 +215,9 @@ describe('the client library against the real server', { skip: skipReason(), tim
     const joins = outgoing.filter((e) => e === 'vault:join').length;
     assert.equal(c.socket.connected, false);
     assert.equal(c.socket.active, false, 'no reconnection pending');
-    // Without session:ended the server's disconnect looks like any other until the handshake
-    // is refused; with it, the client goes straight to signed-out.
-    assert.match(seen.statuses.join(), /^joined,(reconnecting,)?signed-out$/);
+    // session:ended comes before the disconnect: no reconnecting in between.
+    assert.deepEqual(seen.statuses, ['joined', 'signed-out']);
+    assert.equal(vault.reason, 'logout');
     assert.equal(outgoing.filter((e) => e === 'vault:join').length, joins);
   });
 

@@ -94,9 +94,9 @@ class Client {
     });
     socket.on('disconnect', (reason) => {
       for (const vault of this.vaults.values()) vault._dropped();
-      // The server ends a socket at the Socket.IO level only when the session ended (§7),
-      // announced by session:ended; without that, ask again, and an ended session will
-      // fail the handshake as UNAUTHORIZED.
+      // Logout and expiry say session:ended first (the client is then signed out and stays
+      // so). Any other Socket.IO-level disconnect (a flooding socket) is asked again; a
+      // session that ended unannounced then fails the handshake as UNAUTHORIZED.
       if (reason === 'io server disconnect') this.#connectLater();
     });
     socket.on('connect_error', (err) => {
