@@ -10,6 +10,7 @@ mod helpers;
 mod members;
 mod multinode;
 mod openapi;
+mod pages;
 mod realtime;
 mod shutdown;
 mod sources;

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import {
-  DEMO, PASSWORD, api, createSource, demoVaultId, login, loginDemo, repoRoot, skipReason, startServer,
+  DEMO, PASSWORD, api, createSource, demoVaultId, login, loginDemo, repoRoot, skipReason, startServer, waitFor,
+  watchCsp,
 } from './helpers.mjs';
 
 const skip = skipReason();
@@ -36,6 +37,7 @@ describe('the realtime page in Chromium', { skip, timeout: 300_000 }, () => {
     contexts.push(context);
     const page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(`${page.url()}: ${err.message}`));
+    await watchCsp(page, pageErrors);
     return page;
   }
 
@@ -96,6 +98,21 @@ describe('the realtime page in Chromium', { skip, timeout: 300_000 }, () => {
   after(async () => {
     await browser?.close();
     await server?.stop();
+  });
+
+  test('every page runs under its Content-Security-Policy without a violation, its socket on a WebSocket', async () => {
+    const page = await newPage();
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.goto(`${base}/login`);
+    await page.fill('input[type="email"]', DEMO.owner);
+    await page.fill('input[type="password"]', PASSWORD);
+    await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
+    await page.locator(`a[href*="${vaultId}"]`).first().waitFor();
+    await page.goto(realtimeUrl());
+    await statusText(page, `Connected to vault-${vaultId}`);
+    await waitFor(() => sockets.some((url) => url.startsWith(base.replace('http', 'ws'))), 5_000, 'a WebSocket');
+    // pageErrors (checked after each test) holds every violation reported on the three pages.
   });
 
   test('the sign-in page shows the server error and never follows a foreign next', async () => {

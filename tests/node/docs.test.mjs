@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { repoRoot, skipReason, startServer } from './helpers.mjs';
+import { repoRoot, skipReason, startServer, watchCsp } from './helpers.mjs';
 
 const skip = skipReason();
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -37,6 +37,7 @@ describe('the API docs page in Chromium', { skip, timeout: 120_000 }, () => {
     const errors = [];
     page.on('request', (req) => requests.push(req.url()));
     page.on('pageerror', (err) => errors.push(err.message));
+    await watchCsp(page, errors);
 
     await page.goto(`${server.baseUrl}/api/docs`);
     await page.locator('.opblock').nth(documented.length - 1).waitFor({ timeout: 15_000 });

@@ -298,3 +298,20 @@ export async function importServedClient(baseUrl) {
   writeFileSync(file, await res.text());
   return import(file);
 }
+
+/**
+ * Reports every Content-Security-Policy violation on a Playwright page into `errors`: the
+ * page's `securitypolicyviolation` events, and Chromium's console errors about the policy.
+ */
+export function watchCsp(page, errors) {
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy|CSP violation/.test(msg.text())) {
+      errors.push(`${page.url()}: ${msg.text()}`);
+    }
+  });
+  return page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`);
+    });
+  });
+}
