@@ -3,6 +3,7 @@ use prometheus_client::{
     encoding::text::encode,
     metrics::{
         counter::Counter,
+        family::Family,
         gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
@@ -21,6 +22,7 @@ pub struct Metrics {
     pub draining: Gauge,
     /// Sockets the drain has still to close.
     pub draining_sockets: Gauge,
+    pub history: HistoryMetrics,
 }
 
 impl Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             "Sockets the drain has still to close",
             draining_sockets.clone(),
         );
+        let history = HistoryMetrics::new(&mut registry);
         Self {
             registry,
             draining,
@@ -77,6 +80,7 @@ impl Metrics {
             joined_rooms,
             events_published,
             fanout_seconds,
+            history,
         }
     }
 
@@ -90,5 +94,49 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The node's event history ([`crate::realtime`]): what it holds, and where the events that
+/// joins replay (or check) came from.
+pub struct HistoryMetrics {
+    pub bytes: Gauge,
+    pub events: Gauge,
+    pub from_memory: Counter,
+    pub from_log: Counter,
+    /// Reads of the event log by joins (a page each) and by rooms catching up on missed
+    /// notices: a reconnect storm should cost about one per room.
+    pub log_reads_by_joins: Counter,
+    pub log_reads_by_rooms: Counter,
+}
+
+type Labelled = Family<[(&'static str, &'static str); 1], Counter>;
+
+impl HistoryMetrics {
+    fn new(registry: &mut Registry) -> Self {
+        let (served, reads) = (Labelled::default(), Labelled::default());
+        let counter = |family: &Labelled, label| family.get_or_create(&[label]).clone();
+        let this = Self {
+            bytes: Gauge::default(),
+            events: Gauge::default(),
+            from_memory: counter(&served, ("from", "memory")),
+            from_log: counter(&served, ("from", "log")),
+            log_reads_by_joins: counter(&reads, ("by", "join")),
+            log_reads_by_rooms: counter(&reads, ("by", "room")),
+        };
+        let history = registry.sub_registry_with_prefix("history");
+        history.register(
+            "bytes",
+            "Bytes of vault events held in memory (budget: realtime.history_budget)",
+            this.bytes.clone(),
+        );
+        history.register("events", "Vault events held in memory", this.events.clone());
+        history.register(
+            "served_events",
+            "Events joins took from memory or from the log",
+            served,
+        );
+        history.register("log_reads", "Reads of the event log", reads);
+        this
     }
 }

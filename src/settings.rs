@@ -103,6 +103,8 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct RealtimeSettings {
     pub max_replay: u64,
+    /// Bytes of recent vault events this node holds for replays, across all vaults.
+    pub history_budget: usize,
     #[serde(with = "humantime_serde")]
     pub presence_interval: Duration,
     pub max_payload: u64,
@@ -238,6 +240,13 @@ impl Settings {
             return bad(
                 "realtime.max_payload",
                 "and realtime.ws_max_message_size must be at least 1024",
+            );
+        }
+        let budget = self.realtime.history_budget;
+        if budget != 0 && (budget as u64) < self.realtime.max_payload {
+            return bad(
+                "realtime.history_budget",
+                "is in bytes: 0 (keep no history) or at least realtime.max_payload",
             );
         }
         if self.realtime.ws_read_buffer_size < 256 {

@@ -86,6 +86,7 @@ impl Application {
             db.clone(),
             cluster.clone(),
             settings.realtime.presence_interval,
+            settings.realtime.history_budget,
             metrics.clone(),
         );
         let drain = Drain::default();

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     domain::{
         Role, access,
-        events::{self, Event, EventKind},
+        events::EventKind,
         input::{self, from_json},
         role_name,
     },
@@ -61,7 +61,7 @@ fn denied() -> AppError {
 }
 
 /// Events read from the log per query during a replay.
-const PAGE: u64 = 200;
+const PAGE: usize = 200;
 /// The most bytes of a join's replies waiting unwritten (see [`fanout`]): about one page of
 /// presence, so a joining socket's write buffer never holds more.
 const WINDOW_BYTES: usize = 4 * 1024;
@@ -186,14 +186,7 @@ impl Joining<'_> {
         let me = self.ctx.user().user_id;
         let mut role = Some(role);
         while after < upto {
-            let page = match entering.recent(after, upto, PAGE as usize) {
-                Some(kept) => kept,
-                None => events::page(&self.state.db, self.ticket.vault_id, after, upto, PAGE)
-                    .await?
-                    .into_iter()
-                    .filter_map(Event::from_log)
-                    .collect(),
-            };
+            let page = entering.page(after, upto, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for event in page {

@@ -13,7 +13,7 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::mpsc;
 
 use super::{
-    fanout, history,
+    fanout,
     rooms::{Room, Rooms, Shared},
 };
 use crate::{
@@ -95,23 +95,9 @@ impl Relay {
             }
         };
         let latest = relay.retry(|| relay.latest_seq()).await?;
-        let recent = match latest {
-            Some(latest) => relay.recent_log(latest).await?,
-            None => Vec::new(),
-        };
         relay.reload_presence().await?;
-        relay.room.set_ready(latest, recent);
+        relay.room.set_ready(latest);
         Some(relay)
-    }
-
-    /// The last events of the log, up to `latest`, for the room's history.
-    async fn recent_log(&self, latest: i64) -> Option<Vec<Event>> {
-        let kept = history::KEPT as i64;
-        let vault = self.room.vault_id;
-        let page = self
-            .retry(|| events::page(&self.db, vault, latest - kept, latest, kept as u64))
-            .await?;
-        Some(page.into_iter().filter_map(Event::from_log).collect())
     }
 
     async fn reload_presence(&self) -> Option<()> {
@@ -200,6 +186,9 @@ impl Relay {
                 .retry(|| events::page(&self.db, self.room.vault_id, after, upto, PAGE))
                 .await;
             let Some(page) = page else { return };
+            if let Some(rooms) = self.rooms() {
+                rooms.shared().metrics.history.log_reads_by_rooms.inc();
+            }
             if page.is_empty() {
                 // Nothing logged there (the vault went with its log): skip ahead.
                 tracing::debug!(vault_id = %self.room.vault_id, after, upto, "gap not in the log");
@@ -212,16 +201,19 @@ impl Relay {
         }
     }
 
-    /// Sends one event to the room and applies what it means for membership.
+    /// Sends one event to the room and applies what it means for membership; the node's
+    /// history holds it before the room's lock is released, so a join that finds itself
+    /// behind reads it from memory.
     fn deliver(&self, event: Event) {
         let started = Instant::now();
+        let Some(rooms) = self.rooms() else { return };
+        let shared = rooms.shared();
         let (targets, revoked) = {
             let mut st = self.room.lock();
             if st.relayed.is_some_and(|r| event.seq <= r) {
                 return;
             }
             st.relayed = Some(event.seq);
-            st.history.push(event.clone());
             let targets = st.sockets();
             let revoked = match (event.kind, event.member) {
                 (EventKind::MemberRemoved, Some(user)) => {
@@ -233,6 +225,10 @@ impl Relay {
                 }
                 _ => Vec::new(),
             };
+            match event.kind {
+                EventKind::VaultDeleted => shared.history.forget(event.vault_id),
+                _ => shared.history.keep(std::slice::from_ref(&event)),
+            }
             (targets, revoked)
         };
         let slow = fanout::send_all(&targets, event.kind.name(), &*event.payload);
@@ -242,17 +238,15 @@ impl Relay {
         };
         self.revoke(&revoked, reason);
         self.drop_consumers(&slow);
-        if let Some(rooms) = self.rooms() {
-            let metrics = &rooms.shared().metrics;
-            metrics.events_published.inc();
-            metrics
-                .fanout_seconds
-                .observe(started.elapsed().as_secs_f64());
-        }
+        shared.metrics.events_published.inc();
+        (shared.metrics.fanout_seconds).observe(started.elapsed().as_secs_f64());
     }
 
     /// The vault was deleted while notices went unheard.
     fn vault_gone(&self) {
+        if let Some(rooms) = self.rooms() {
+            rooms.shared().history.forget(self.room.vault_id);
+        }
         let revoked = {
             let mut st = self.room.lock();
             st.gone = true;

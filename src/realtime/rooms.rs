@@ -23,7 +23,7 @@ use super::{
     presence::{Presence, PresenceUser},
     relay::{self, Item},
 };
-use crate::{cluster::Cluster, domain::events::Event, metrics::Metrics};
+use crate::{cluster::Cluster, domain::events::Event, error::Result, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct Rooms(Arc<Shared>);
@@ -34,6 +34,8 @@ pub(super) struct Shared {
     pub(super) cluster: Cluster,
     pub(super) presence_interval: Duration,
     pub(super) metrics: Arc<Metrics>,
+    /// Every room's recent events, under one budget.
+    pub(super) history: History,
 }
 
 struct Entry {
@@ -46,6 +48,9 @@ pub(super) struct Room {
     state: Mutex<RoomState>,
     ready: Notify,
     pub(super) presence_changed: Notify,
+    /// Held by the join reading the log for this room, so that joins missing the same
+    /// events read them once (see [`History::page`]).
+    reading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -57,7 +62,6 @@ pub(super) struct RoomState {
     pub(super) members: HashMap<Sid, Member>,
     entering: usize,
     pub(super) presence: Presence,
-    pub(super) history: History,
 }
 
 impl RoomState {
@@ -91,6 +95,7 @@ impl Rooms {
         db: DatabaseConnection,
         cluster: Cluster,
         presence_interval: Duration,
+        history_budget: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self(Arc::new(Shared {
@@ -98,6 +103,7 @@ impl Rooms {
             db,
             cluster,
             presence_interval,
+            history: History::new(history_budget, metrics.clone()),
             metrics,
         }))
     }
@@ -141,6 +147,7 @@ impl Rooms {
                 state: Mutex::default(),
                 ready: Notify::new(),
                 presence_changed: Notify::new(),
+                reading: tokio::sync::Mutex::default(),
             });
             let (queue, rx) = mpsc::unbounded_channel();
             tokio::spawn(relay::run(Arc::downgrade(&self.0), room.clone(), rx));
@@ -250,9 +257,14 @@ impl Entering {
         }
     }
 
-    /// What the room keeps of the events after `after`, up to `upto` (see [`History`]).
-    pub fn recent(&self, after: i64, upto: i64, limit: usize) -> Option<Vec<Event>> {
-        self.room.lock().history.range(after, upto, limit)
+    /// The vault's next events after `after`, up to `upto` (at most `limit`): from memory
+    /// when held, else from the log, one read at a time for the room.
+    pub async fn page(&self, after: i64, upto: i64, limit: usize) -> Result<Vec<Event>> {
+        let shared = &self.rooms.0;
+        let range = (after, upto, limit);
+        (shared.history)
+            .page(&shared.db, &self.room.reading, self.room.vault_id, range)
+            .await
     }
 
     /// Puts the socket in the room if it has every event the room relayed (`caught_up`),
@@ -303,17 +315,13 @@ impl Room {
         self.state.lock().unwrap()
     }
 
-    /// Opens the room at the vault's latest `seq` (`None`: the vault is gone), with the last
-    /// events of its log.
-    pub(super) fn set_ready(&self, latest: Option<i64>, recent: Vec<Event>) {
+    /// Opens the room at the vault's latest `seq` (`None`: the vault is gone).
+    pub(super) fn set_ready(&self, latest: Option<i64>) {
         {
             let mut st = self.lock();
             match latest {
                 Some(seq) => st.relayed = Some(st.relayed.unwrap_or(seq).max(seq)),
                 None => st.gone = true,
-            }
-            for event in recent {
-                st.history.push(event);
             }
         }
         self.ready.notify_waiters();

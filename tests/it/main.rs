@@ -7,6 +7,7 @@ mod drain;
 mod edges;
 mod foundation;
 mod helpers;
+mod history;
 mod members;
 mod multinode;
 mod openapi;
