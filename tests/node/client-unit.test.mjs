@@ -128,6 +128,34 @@ describe('the client library on a fake socket', () => {
     assert.equal(socket.joins().length, 1);
   });
 
+  test('a drop while onResync runs rejoins after it with since = latestSeq, and a failed one runs again', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    const settle = [];
+    const calls = [];
+    const { socket, vault } = open({
+      since: 1,
+      onResync: (latest) => { calls.push(latest); return new Promise((resolve, reject) => settle.push({ resolve, reject })); },
+    });
+    socket.connect();
+    socket.answerJoin({ latestSeq: 10, resync: true });
+    socket.drop('transport close');
+    socket.connect();
+    assert.equal(socket.joins().length, 1, 'the rejoin waits for the reload');
+    settle[0].reject(new Error('reload failed'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(vault.seq, 1, 'a failed reload moves nothing');
+    mock.timers.tick(250);
+    assert.deepEqual(socket.lastJoin().payload, { vaultId: VAULT, since: 1 });
+    socket.answerJoin({ latestSeq: 12, resync: true });
+    socket.drop('transport close');
+    socket.connect();
+    settle[1].resolve();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(calls, [10, 12]);
+    assert.deepEqual(socket.lastJoin().payload, { vaultId: VAULT, since: 12 });
+    assert.equal(vault.status, 'connecting', 'never joined yet: joined only once that rejoin answers');
+  });
+
   test('without onResync since jumps to latestSeq', () => {
     const { socket, vault, seen } = open({ since: 5 });
     socket.connect();
