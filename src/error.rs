@@ -35,6 +35,9 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
+    /// A known path asked with a method it does not have; `allow` lists the ones it has.
+    #[error("Method not allowed")]
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("Request body is too large")]
@@ -57,6 +60,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -66,11 +70,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::ValidationError,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -86,6 +91,7 @@ impl ErrorCode {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,6 +147,7 @@ impl AppError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
@@ -215,9 +222,17 @@ impl IntoResponse for AppError {
                 })
                 .unwrap_or_default(),
             );
-        if let Self::RateLimited { retry_after_secs } = self {
-            resp.headers_mut()
-                .insert("retry-after", retry_after_secs.max(1).into());
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                resp.headers_mut()
+                    .insert("retry-after", retry_after_secs.max(1).into());
+            }
+            Self::MethodNotAllowed { allow } => {
+                if let Ok(allow) = allow.parse() {
+                    resp.headers_mut().insert("allow", allow);
+                }
+            }
+            _ => {}
         }
         resp
     }

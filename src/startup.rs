@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::{self, health, throttle::LoginThrottle},
+    api::{self, health, methods, throttle::LoginThrottle},
     bus::Bus,
     cluster::Cluster,
     db,
@@ -117,9 +117,9 @@ impl Application {
         realtime::attach(&state, heard, stop.clone());
         spawn_housekeeping(state.clone(), stop.clone());
         let app = Route::new()
-            .at("/healthz", poem::get(health::healthz))
-            .at("/readyz", poem::get(health::readyz))
-            .at("/metrics", poem::get(health::metrics))
+            .at("/healthz", methods::get(health::healthz))
+            .at("/readyz", methods::get(health::readyz))
+            .at("/metrics", methods::get(health::metrics))
             .nest(
                 "/api",
                 api::routes(&state.settings).around(crate::drain::hold_mutations),

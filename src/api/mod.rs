@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod members;
+pub mod methods;
 pub mod openapi;
 pub mod sources;
 pub mod throttle;
@@ -86,7 +87,7 @@ async fn origin_guard<E: Endpoint>(ep: std::sync::Arc<E>, req: Request) -> poem:
 }
 
 /// Any error as the contract's JSON. Errors we built keep their body; poem's own (unknown
-/// route, wrong method, bad path) are mapped by status.
+/// route, bad path) are mapped by status. A wrong method is ours ([`methods`]) on every route.
 pub fn error_response(err: poem::Error) -> Response {
     let resp = err.into_response();
     let is_json = resp
@@ -98,7 +99,9 @@ pub fn error_response(err: poem::Error) -> Response {
     }
     let app = match resp.status() {
         StatusCode::NOT_FOUND => AppError::NotFound("Not found"),
-        StatusCode::METHOD_NOT_ALLOWED => AppError::NotFound("Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed {
+            allow: header_text(&resp, "allow"),
+        },
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType,
         StatusCode::UNAUTHORIZED => AppError::Unauthorized("Authentication required"),
@@ -109,4 +112,9 @@ pub fn error_response(err: poem::Error) -> Response {
         _ => AppError::internal(format!("unhandled error status {}", resp.status())),
     };
     app.into_response()
+}
+
+fn header_text(resp: &Response, name: &str) -> String {
+    let value = resp.headers().get(name).and_then(|v| v.to_str().ok());
+    value.unwrap_or_default().to_string()
 }

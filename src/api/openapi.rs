@@ -7,7 +7,7 @@ mod responses;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use poem::{Endpoint, Response, Route, RouteMethod, endpoint::make_sync, http::Method};
+use poem::{Endpoint, Response, Route, endpoint::make_sync, http::Method};
 use utoipa::{
     __dev::{SchemaReferences, Tags},
     PartialSchema, ToSchema,
@@ -19,6 +19,7 @@ use utoipa::{
     },
 };
 
+use super::methods::{self, Methods};
 use crate::error::ErrorEnvelope;
 
 /// The security scheme's name in the document; the cookie's own name comes from the settings.
@@ -27,7 +28,7 @@ const SESSION: &str = "session";
 /// The REST routes and their documentation, built together.
 #[derive(Default)]
 pub struct ApiRoutes {
-    methods: BTreeMap<String, RouteMethod>,
+    methods: BTreeMap<String, Methods>,
     paths: Paths,
     // Name and schema of every component an operation refers to.
     schemas: Vec<(String, RefOr<Schema>)>,
@@ -70,7 +71,7 @@ impl ApiRoutes {
                 .content_type("application/json")
                 .body(json.clone())
         });
-        let route = Route::new().at("/openapi.json", poem::get(serve));
+        let route = Route::new().at("/openapi.json", methods::get(serve));
         self.methods
             .into_iter()
             .fold(route, |route, (path, methods)| route.at(path, methods))

@@ -2,15 +2,15 @@
 //! time (build.rs), like the Socket.IO client, so the page loads nothing from another host.
 use poem::{IntoResponse, Response, Route, handler, http::StatusCode, web::Path};
 
-use super::{Assets, content_type, page, respond};
+use super::{Assets, content_type, methods, page, respond};
 
 const BUNDLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js"));
 const STYLES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui.css"));
 
 pub fn routes() -> Route {
     Route::new()
-        .at("/", poem::get(docs))
-        .at("/assets/:file", poem::get(asset))
+        .at("/", methods::get(docs))
+        .at("/assets/:file", methods::get(asset))
 }
 
 #[handler]

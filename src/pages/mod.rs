@@ -9,7 +9,7 @@ use poem::{
     web::{Data, Path, Redirect},
 };
 
-use crate::{security::authenticate, state::AppState};
+use crate::{api::methods, security::authenticate, state::AppState};
 
 #[derive(rust_embed::Embed)]
 #[folder = "src/pages/assets/"]
@@ -19,10 +19,10 @@ const SOCKET_IO_CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/socket
 
 pub fn routes() -> Route {
     Route::new()
-        .at("/", poem::get(home))
-        .at("/login", poem::get(login))
-        .at("/test/realtime", poem::get(realtime))
-        .at("/assets/:file", poem::get(asset))
+        .at("/", methods::get(home))
+        .at("/login", methods::get(login))
+        .at("/test/realtime", methods::get(realtime))
+        .at("/assets/:file", methods::get(asset))
 }
 
 #[handler]

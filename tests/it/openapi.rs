@@ -101,6 +101,7 @@ fn code_of(status: &str) -> &'static str {
         "401" => "UNAUTHORIZED",
         "403" => "FORBIDDEN",
         "404" => "NOT_FOUND",
+        "405" => "METHOD_NOT_ALLOWED",
         "409" => "CONFLICT",
         "413" => "PAYLOAD_TOO_LARGE",
         "415" => "UNSUPPORTED_MEDIA_TYPE",
@@ -111,9 +112,10 @@ fn code_of(status: &str) -> &'static str {
     }
 }
 
-/// What the app answers when no route matches (poem's 404 and 405, in the contract's shape).
+/// What the app answers when no route matches (poem's 404, in the contract's shape), or when
+/// the path has no such method (405).
 fn is_router_miss(status: u16, body: &Value) -> bool {
-    status == 404 && body["error"]["message"] == "Not found"
+    (status == 404 && body["error"]["message"] == "Not found") || status == 405
 }
 
 #[tokio::test]
@@ -185,8 +187,8 @@ async fn every_operation_documents_a_success_and_errors_in_the_contract_shape() 
     let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
     assert_eq!(
         codes.as_array().unwrap().len(),
-        10,
-        "CONTRACT §2 has ten codes"
+        11,
+        "CONTRACT §2 has eleven codes"
     );
 }
 
@@ -207,16 +209,44 @@ async fn the_router_serves_exactly_the_documented_operations() {
             "{method} {path} answered an undocumented {status}: {answer}"
         );
     }
+    // Each path's `Allow` names exactly its documented methods (and HEAD beside GET).
     let paths = doc["paths"].as_object().unwrap();
     for (path, item) in paths {
+        let mut allow: Vec<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        if allow.iter().any(|m| m == "GET") {
+            allow.push("HEAD".into());
+        }
+        allow.sort();
         for method in METHODS.iter().filter(|m| item.get(**m).is_none()) {
-            let (status, answer) = call(&app, method, path, Some(json!({}))).await;
-            assert!(
-                is_router_miss(status, &answer),
-                "{method} {path} is routed but undocumented"
-            );
+            let (status, answer, headers) = call_with_headers(&app, method, path).await;
+            assert_eq!(status, 405, "{method} {path} is routed but undocumented");
+            assert_eq!(answer["error"]["code"], "METHOD_NOT_ALLOWED");
+            assert_eq!(headers["allow"], allow.join(", "), "{method} {path}");
         }
     }
+}
+
+/// [`call`] without a body, keeping the response's headers.
+async fn call_with_headers(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let url = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+    let url = url.replace("{userId}", &uuid::Uuid::new_v4().to_string());
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let resp = reqwest::Client::new()
+        .request(method, app.url(&url))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, resp.json().await.unwrap_or(Value::Null), headers)
 }
 
 #[tokio::test]
