@@ -34,7 +34,12 @@ struct RegisterBody {
     /// Case-insensitive; stored lower-cased.
     #[schema(format = Email, max_length = 320)]
     email: String,
-    #[schema(min_length = 1, max_length = 200)]
+    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: String,
     #[schema(min_length = 8, max_length = 256)]
     password: String,

@@ -34,7 +34,9 @@ struct ListQuery {
     /// How many sources per page.
     #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
-    /// The previous page's `nextCursor`; none for the first page.
+    /// The previous page's `nextCursor`; none (or empty) for the first page. The pattern is
+    /// what a cursor the server issues looks like; any other value is refused with 400.
+    #[param(pattern = "^(73(3[0-9]){1,18})?$")]
     cursor: Option<String>,
 }
 

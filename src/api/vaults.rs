@@ -29,8 +29,12 @@ pub fn routes(api: ApiRoutes) -> ApiRoutes {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = CreateVault)]
 struct CreateBody {
-    /// Trimmed before it is checked and stored.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: String,
     #[schema(max_length = 2000)]
     description: Option<String>,
@@ -40,7 +44,12 @@ struct CreateBody {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = PatchVault)]
 struct PatchBody {
-    #[schema(min_length = 1, max_length = 200)]
+    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     name: Option<String>,
     #[schema(max_length = 2000)]
     description: Option<String>,

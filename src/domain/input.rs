@@ -3,7 +3,10 @@
 use serde_json::Value;
 
 use super::Role;
+
+mod json;
 use crate::error::{AppError, FieldError, Result};
+pub use json::{from_json, from_slice};
 
 fn text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let trimmed = raw.trim();
@@ -32,17 +35,46 @@ impl SourceTitle {
 pub struct FileUrl(pub String);
 
 impl FileUrl {
+    /// An absolute URI (RFC 3986: ASCII, anything else percent-encoded, which is what the
+    /// document's `format: uri` means) starting `http://` or `https://`, with a host.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let err = |m: &str| FieldError::new("fileUrl", m);
         if raw.len() > 2048 {
             return Err(err("must be at most 2048 characters"));
         }
-        let url = url::Url::parse(raw).map_err(|_| err("must be an absolute http or https URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return Err(err("must be an absolute http or https URL"));
+        let bad = || err("must be an absolute http or https URL");
+        let rest = raw
+            .strip_prefix("https://")
+            .or_else(|| raw.strip_prefix("http://"));
+        if !rest.is_some_and(uri_characters) {
+            return Err(bad());
+        }
+        let url = url::Url::parse(raw).map_err(|_| bad())?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad());
         }
         Ok(Self(raw.to_string()))
     }
+}
+
+/// RFC 3986's characters: unreserved, reserved, and `%` only before two hex digits. The
+/// document's `fileUrl` pattern says the same.
+fn uri_characters(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        i += match bytes[i] {
+            b'%' if bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                3
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b) => 1,
+            _ => return false,
+        };
+    }
+    !bytes.is_empty()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,42 +174,6 @@ pub fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
     obj.get(name).filter(|v| !v.is_null())
 }
 
-/// Deserializes a request body or socket payload, naming the field that failed.
-pub fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| deser_error(e.path().to_string(), e.into_inner().to_string()))
-}
-
-pub fn from_slice<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let inner = e.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            AppError::Validation {
-                message: "Malformed JSON".into(),
-                details: vec![FieldError::new("body", "is not valid JSON")],
-            }
-        } else {
-            deser_error(e.path().to_string(), inner.to_string())
-        }
-    })
-}
-
-fn deser_error(path: String, message: String) -> AppError {
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    // serde reports a missing field at the parent's path, naming it in backticks.
-    let field = match (path.as_str(), message.strip_prefix("missing field `")) {
-        (".", Some(rest)) => rest.trim_end_matches('`').to_string(),
-        (".", None) => "body".to_string(),
-        _ => path,
-    };
-    AppError::field(field, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +195,11 @@ mod tests {
             "ftp://x.org/a",
             "http://",
             "notaurl",
+            "https://Ï",
+            "HTTP://example.com/",
+            "https://example.com/a b",
+            "https://example.com/%zz",
+            "https:\\\\example.com",
         ] {
             assert!(FileUrl::parse(bad).is_err(), "{bad}");
         }

@@ -22,11 +22,19 @@ use entities::sources;
 #[serde(rename_all = "camelCase")]
 #[schema(as = CreateSource)]
 pub struct SourceFields {
-    /// Trimmed before it is checked and stored.
-    #[schema(min_length = 1, max_length = 300)]
+    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub title: String,
-    /// An absolute `http` or `https` URL.
-    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
+    /// An absolute `http` or `https` URI (RFC 3986: other characters percent-encoded).
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^https?://([A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+$"
+    )]
     pub file_url: String,
 }
 
@@ -35,9 +43,18 @@ pub struct SourceFields {
 #[serde(rename_all = "camelCase")]
 #[schema(as = PatchSource)]
 pub struct SourcePatchFields {
-    #[schema(min_length = 1, max_length = 300)]
+    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub title: Option<String>,
-    #[schema(format = "uri", max_length = 2048, pattern = "^https?://")]
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^https?://([A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+$"
+    )]
     pub file_url: Option<String>,
     /// The version the client last saw: the update is refused with 409 if it is stale.
     #[schema(minimum = 1)]
@@ -98,16 +115,21 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// A cursor is `s{seq}` in hex.
 pub fn encode_cursor(seq: i64) -> String {
     hex::encode(format!("s{seq}"))
 }
 
+/// Takes exactly what the document's `cursor` pattern allows (`api::sources`): `s` and 1 to
+/// 18 digits (which always fit an `i64`), in hex.
 pub fn decode_cursor(raw: &str) -> Result<i64> {
     let bad = || AppError::field("cursor", "is not a cursor this server issued");
-    let text = String::from_utf8(hex::decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
-    text.strip_prefix('s')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
+    let text = hex::decode(raw).map_err(|_| bad())?;
+    let digits = text.strip_prefix(b"s").ok_or_else(bad)?;
+    if !(1..=18).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    Ok(digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
 pub async fn list(

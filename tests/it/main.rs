@@ -2,6 +2,7 @@
 //! SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), real HTTP and
 //! real Socket.IO clients.
 mod auth;
+mod conformance;
 mod delivery;
 mod drain;
 mod edges;
