@@ -193,6 +193,12 @@ impl From<sea_orm::DbErr> for AppError {
         use sea_orm::DbErr;
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                if matches!(
+                    err,
+                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)
+                ) {
+                    crate::metrics::DB_POOL_TIMEOUTS.inc();
+                }
                 tracing::warn!(error = %err, "database connection failed");
                 Self::Unavailable
             }

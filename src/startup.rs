@@ -125,7 +125,8 @@ impl Application {
                 api::routes(&state.settings).around(crate::drain::hold_mutations),
             )
             .nest_no_strip("/socket.io", endpoint)
-            .nest("/", pages::routes());
+            .nest("/", pages::routes())
+            .around(crate::metrics::observe_http);
         let app = api::middleware(app, state.clone()).boxed();
         Ok(Self {
             listener,

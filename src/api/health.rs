@@ -4,6 +4,7 @@ use poem::{
     IntoResponse, Response, handler,
     web::{Data, Json},
 };
+use sea_orm::{DatabaseConnection, DbBackend};
 use serde_json::json;
 
 use crate::{error::AppError, state::AppState};
@@ -27,7 +28,29 @@ pub async fn readyz(state: Data<&AppState>) -> Response {
 
 #[handler]
 pub async fn metrics(state: Data<&AppState>) -> Response {
+    let m = &state.metrics;
+    m.open_rooms.set(state.rooms.len() as i64);
+    let (size, idle) = pool_stats(&state.db);
+    m.db_pool_in_use
+        .set(i64::from(size).saturating_sub(idle as i64));
+    m.db_pool_idle.set(idle as i64);
+    m.db_pool_max
+        .set(i64::from(state.settings.database.max_connections));
     Response::builder()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())
+}
+
+/// Connections open in the pool, and how many of them are idle.
+fn pool_stats(db: &DatabaseConnection) -> (u32, usize) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    }
 }

@@ -12,7 +12,7 @@ use super::{context::SocketCtx, relay::Item, rooms::Rooms};
 use crate::{
     bus::Heard,
     domain::{
-        events::Notice,
+        events::{Event, Notice},
         sessions::{self, EndReason},
     },
 };
@@ -32,6 +32,9 @@ pub async fn dispatch(
         match next {
             None => return,
             Some(Heard::Notice(Notice::Event(event))) => {
+                if let Some(lag) = lag_of(&event) {
+                    rooms.shared().metrics.bus_lag_seconds.observe(lag);
+                }
                 rooms.route(event.vault_id, Item::Event(event))
             }
             Some(Heard::Hint { vault_id, seq }) => rooms.route(vault_id, Item::Hint(seq)),
@@ -44,12 +47,24 @@ pub async fn dispatch(
                 end_session(&rooms, &io, session_id, reason)
             }
             Some(Heard::Lost) => {
+                rooms.shared().metrics.bus_listener_reconnects.inc();
                 rooms.route_all(|| Item::Lost);
                 // A logout announced meanwhile went unheard: look at every session here.
                 sweep_sessions(&rooms, &io).await;
             }
         }
     }
+}
+
+/// Seconds since the event's timestamp, taken in its transaction just before the commit.
+fn lag_of(event: &Event) -> Option<f64> {
+    #[derive(serde::Deserialize)]
+    struct Stamped {
+        timestamp: chrono::DateTime<chrono::Utc>,
+    }
+    let stamped: Stamped = serde_json::from_str(event.payload.get()).ok()?;
+    let lag = chrono::Utc::now() - stamped.timestamp;
+    Some(lag.num_microseconds()?.max(0) as f64 / 1e6)
 }
 
 /// Tells every socket of a session on this node that it ended, and why, then disconnects it

@@ -176,6 +176,9 @@ async fn dispatch(
             _ => return,
         },
     };
+    if matches!(&result, Ok(reply) if reply["resync"] == true) {
+        state.metrics.resyncs.inc();
+    }
     let sent = match &result {
         Ok(value) => ack.send(value),
         Err(err) => {

@@ -232,6 +232,7 @@ impl Rooms {
             return;
         };
         tracing::warn!(sid = %socket.id, user_id = %ctx.user().user_id, "slow consumer: send buffer full, dropping the connection");
+        self.0.metrics.slow_consumers_closed.inc();
         ctx.link().kill();
         self.release(socket, &ctx);
     }

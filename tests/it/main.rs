@@ -10,6 +10,7 @@ mod foundation;
 mod helpers;
 mod history;
 mod members;
+mod metrics;
 mod multinode;
 mod openapi;
 mod pages;
