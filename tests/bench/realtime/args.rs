@@ -8,6 +8,10 @@ pub enum Mode {
     Tiers,
     Storm(usize),
     Nodes(usize),
+    /// The real shape (`--shape`): many vaults × few sockets × long logs, then REST.
+    Shape,
+    /// REST only (`--rest`), on the real shape's database.
+    Rest,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +37,23 @@ pub struct Args {
     pub throughput_secs: u64,
     pub writers: usize,
     pub throughput_sockets: usize,
+    /// `--shape` given (with `--storm` or `--nodes`: those phases in the real shape).
+    pub shape: bool,
+    pub vaults: usize,
+    pub per_vault: usize,
+    pub log_events: usize,
+    pub commit_rate: f64,
+    pub commit_secs: f64,
+    /// The Node peer's launcher (`--peer`, else `PEER_BIN`): run everything against it too.
+    pub peer: Option<std::path::PathBuf>,
+    pub rest: bool,
+    pub rest_secs: f64,
+    pub rest_conns: usize,
+    pub fresh: bool,
+    pub one_vault: bool,
+    /// `--shape --nodes`: offered commit rates, ascending, `--step-secs` each.
+    pub rates: Vec<usize>,
+    pub step_secs: f64,
 }
 
 impl Default for Args {
@@ -58,6 +79,22 @@ impl Default for Args {
             throughput_secs: 10,
             writers: 6,
             throughput_sockets: 150,
+            shape: false,
+            vaults: 1000,
+            per_vault: 5,
+            log_events: 300,
+            commit_rate: 100.0,
+            commit_secs: 20.0,
+            peer: std::env::var_os("PEER_BIN")
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+            rest: true,
+            rest_secs: 10.0,
+            rest_conns: 32,
+            fresh: true,
+            one_vault: true,
+            rates: vec![100, 200, 400, 800, 1600, 3200],
+            step_secs: 10.0,
         }
     }
 }
@@ -66,7 +103,9 @@ impl Args {
     /// Sockets of the largest tier (the storm's and the nodes' socket count otherwise).
     pub fn max_sockets(&self) -> usize {
         match self.mode {
+            _ if self.shape => (self.vaults * self.per_vault).max(1000),
             Mode::Storm(n) => n,
+            Mode::Rest => 0,
             _ => *self.tiers.last().unwrap_or(&0),
         }
     }
@@ -146,6 +185,21 @@ pub fn parse() -> Args {
             "--no-pin" => args.pin = false,
             "--server-cpus" => args.server_cpus = list(&value()),
             "--client-cpus" => args.client_cpus = list(&value()),
+            "--shape" => args.shape = true,
+            "--rest" => args.mode = Mode::Rest,
+            "--vaults" => args.vaults = num(&value()).max(1),
+            "--per-vault" => args.per_vault = num(&value()).max(1),
+            "--log" => args.log_events = num(&value()).max(1),
+            "--commit-rate" => args.commit_rate = float(&value()),
+            "--commit-secs" => args.commit_secs = float(&value()),
+            "--peer" => args.peer = Some(value().into()),
+            "--no-rest" => args.rest = false,
+            "--rest-secs" => args.rest_secs = float(&value()),
+            "--rest-conns" => args.rest_conns = num(&value()).max(1),
+            "--no-fresh" => args.fresh = false,
+            "--no-one-vault" => args.one_vault = false,
+            "--rates" => args.rates = list(&value()),
+            "--step-secs" => args.step_secs = float(&value()),
             "--bench" => {}
             other if other.starts_with("--") => eprintln!("note: ignoring unknown flag {other}"),
             _ => {} // cargo may pass a filter string
@@ -163,7 +217,12 @@ pub fn parse() -> Args {
     {
         args.tiers = vec![1000];
     }
-    if args.rate <= 0.0 || args.cpu_rate <= 0.0 {
+    if args.shape && args.mode == Mode::Tiers {
+        args.mode = Mode::Shape;
+    }
+    args.rates.retain(|&r| r > 0);
+    args.rates.sort_unstable();
+    if args.rate <= 0.0 || args.cpu_rate <= 0.0 || args.commit_rate <= 0.0 {
         fail("--rate and --cpu-rate must be positive");
     }
     args

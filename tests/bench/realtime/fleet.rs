@@ -50,10 +50,22 @@ pub async fn open(
     reconnect: bool,
     hub: &Arc<Hub>,
 ) -> (Vec<Sock>, Batch) {
+    let (socks, batch) = open_indexed(targets, concurrency, reconnect, hub).await;
+    (socks.into_iter().map(|(_, s)| s).collect(), batch)
+}
+
+/// Opens one socket per target; each socket opened comes back with its target's index, in
+/// the targets' order.
+pub async fn open_indexed(
+    targets: Vec<Target>,
+    concurrency: usize,
+    reconnect: bool,
+    hub: &Arc<Hub>,
+) -> (Vec<(usize, Sock)>, Batch) {
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut set = JoinSet::new();
     let began = Instant::now();
-    for target in targets {
+    for (i, target) in targets.into_iter().enumerate() {
         let permit = sem.clone().acquire_owned().await.unwrap();
         let hub = hub.clone();
         set.spawn(async move {
@@ -63,15 +75,15 @@ pub async fn open(
                 .unwrap_or_else(|_| Err("handshake took over 30 s".into()));
             let took = t0.elapsed();
             drop(permit);
-            result.map(|ws| (client::spawn(ws, target, reconnect, hub), took))
+            result.map(|ws| (i, client::spawn(ws, target, reconnect, hub), took))
         });
     }
     let mut socks = Vec::new();
     let mut batch = Batch::default();
     while let Some(res) = set.join_next().await {
         match res {
-            Ok(Ok((sock, took))) => {
-                socks.push(sock);
+            Ok(Ok((i, sock, took))) => {
+                socks.push((i, sock));
                 batch.record(Ok(took));
             }
             Ok(Err(e)) => batch.record(Err(e)),
@@ -80,23 +92,33 @@ pub async fn open(
     }
     batch.wall = began.elapsed();
     batch.lat.sort_unstable();
+    socks.sort_unstable_by_key(|(i, _)| *i);
     (socks, batch)
 }
 
 /// `vault:join` on every socket (without `since`), waiting for each ack.
 pub async fn join(socks: &[Sock], vault: &str, concurrency: usize) -> Batch {
+    join_each(socks, |_| vault.to_string(), concurrency).await
+}
+
+/// `vault:join` of `vault_of(i)` on socket i (without `since`), waiting for each ack.
+pub async fn join_each<S: std::borrow::Borrow<Sock>>(
+    socks: &[S],
+    vault_of: impl Fn(usize) -> String,
+    concurrency: usize,
+) -> Batch {
     let sem = Arc::new(Semaphore::new(concurrency));
     let mut set = JoinSet::new();
     let began = Instant::now();
-    for sock in socks {
+    for (i, sock) in socks.iter().enumerate() {
         let permit = sem.clone().acquire_owned().await.unwrap();
         let (reply, rx) = oneshot::channel();
         let cmd = Cmd::Join {
-            vault: vault.to_string(),
+            vault: vault_of(i),
             since: None,
             reply,
         };
-        let sent = sock.cmd.send(cmd).is_ok();
+        let sent = sock.borrow().cmd.send(cmd).is_ok();
         set.spawn(async move {
             let t0 = Instant::now();
             let result = if !sent {

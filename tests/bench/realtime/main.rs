@@ -6,10 +6,27 @@
 //! cargo bench --bench realtime -- --clients 1000 --one-user
 //! cargo bench --bench realtime -- --storm 5000
 //! cargo bench --bench realtime -- --nodes 3 --clients 1000  # PostgreSQL
+//! cargo bench --bench realtime -- --shape --peer /work/shared/peer/syncscript-peer
+//! cargo bench --bench realtime -- --shape --storm --peer /work/shared/peer/syncscript-peer
+//! cargo bench --bench realtime -- --rest --peer /work/shared/peer/syncscript-peer
+//! cargo bench --bench realtime -- --shape --nodes 3            # PostgreSQL, rising rates
 //! ```
 //!
 //! Modes: by default, socket tiers on one node (SQLite); `--storm [N]` the reconnect storm
 //! only (default 5000 sockets); `--nodes K` (K ≥ 2) the multi-node phases on PostgreSQL only.
+//! The real shape (`--shape`, `seed.rs`): many vaults × a few members online × long logs,
+//! seeded straight into the database; with `--peer`, every phase also runs against the Node
+//! peer in the same sitting and the tables show rust, node and rust ÷ node (`compare.rs`).
+//! `--shape` alone: long logs, fresh vaults, one vault × 1000 sockets, then REST
+//! (`shape.rs`); `--rest`: REST at saturation only (`restload.rs`); `--shape --storm`: the
+//! reconnect storm in the shape (`shape_storm.rs`); `--shape --nodes K`: K nodes on
+//! PostgreSQL in the shape at rising commit rates until saturation (`shape_nodes.rs`).
+//!
+//! Real-shape flags: `--vaults V` (1000), `--per-vault S` (5 sockets, distinct users),
+//! `--log E` (300 events per vault), `--commit-rate R` (100/s, spread over the vaults) for
+//! `--commit-secs` (20); `--peer PATH` (or `PEER_BIN`); `--rest-secs` (10), `--rest-conns`
+//! (32), `--no-rest`, `--no-fresh`, `--no-one-vault` (its rate is `--cpu-rate`);
+//! `--rates 100,200,…` and `--step-secs` (10) for `--shape --nodes`.
 //!
 //! Flags (cargo's own `--bench` is ignored):
 //! - `--clients N[,N…]` socket tiers, ascending (default 1000,10000, capped by the open-file
@@ -41,12 +58,20 @@
 mod args;
 mod client;
 mod cluster;
+mod compare;
 mod contig;
 mod fleet;
 mod latency;
 mod report;
 mod rest;
+mod restload;
+mod seed;
+mod seed_db;
 mod server;
+mod shape;
+mod shape_nodes;
+mod shape_storm;
+mod spread;
 mod stats;
 mod storm;
 mod sys;
@@ -59,6 +84,14 @@ use std::{path::PathBuf, sync::atomic::Ordering, time::Duration};
 use args::{Args, Mode};
 use client::Hub;
 use report::{Goal, Table};
+
+/// A server under test: this project's binary, or the Node peer's launcher.
+#[derive(Clone)]
+pub struct Side {
+    pub name: &'static str,
+    pub bin: PathBuf,
+    pub schema: seed_db::Schema,
+}
 
 pub struct Bench {
     pub args: Args,
@@ -92,6 +125,32 @@ impl Bench {
             log: dir.join("server.log"),
             env: self.server_env(),
         }
+    }
+
+    /// This project's server, then the Node peer when `--peer` / `PEER_BIN` names it.
+    pub fn sides(&self) -> Vec<Side> {
+        let mut sides = vec![Side {
+            name: "rust",
+            bin: self.bin.clone(),
+            schema: seed_db::Schema::Ours,
+        }];
+        if let Some(peer) = &self.args.peer {
+            sides.push(Side {
+                name: "node",
+                bin: peer.clone(),
+                schema: seed_db::Schema::Peer,
+            });
+        }
+        sides
+    }
+
+    /// One node of `side` on a fresh SQLite file in `dir`.
+    pub fn side_node(&self, side: &Side, dir: &std::path::Path) -> server::Spec {
+        let mut spec = self.sqlite_node(dir);
+        spec.name = side.name.to_string();
+        spec.bin = side.bin.clone();
+        spec.log = dir.join(format!("{}.log", side.name));
+        spec
     }
 
     /// The users `sockets` sockets sign in as: one with `--one-user`, else `--per-user`
@@ -248,18 +307,44 @@ async fn run(args: Args, setup: Setup) -> i32 {
     let plan = match a.mode {
         Mode::Tiers => format!("tiers {:?} on one node (SQLite), {users}", a.tiers),
         Mode::Storm(n) => format!("reconnect storm, {n} sockets on one node (SQLite), {users}"),
+        Mode::Nodes(k) if a.shape => format!("{k} nodes on PostgreSQL in the real shape"),
         Mode::Nodes(k) => format!("{k} nodes on PostgreSQL, {} sockets, {users}", a.tiers[0]),
+        Mode::Shape => "the real shape (SQLite), then REST".to_string(),
+        Mode::Rest => "REST at saturation on the real shape's database (SQLite)".to_string(),
     };
     println!("  plan       {plan}");
-    println!(
-        "  latency    {} commits at {}/s per phase; CPU phase {} commits at {}/s",
-        a.events, a.rate, a.cpu_events, a.cpu_rate
-    );
+    if a.shape || a.mode == Mode::Rest {
+        println!(
+            "  shape      {} vaults × {} sockets (distinct users), {}-event logs; commits at {}/s \
+             for {} s; REST {} connections for {} s",
+            a.vaults,
+            a.per_vault,
+            a.log_events,
+            a.commit_rate,
+            a.commit_secs,
+            a.rest_conns,
+            a.rest_secs
+        );
+        let sides: Vec<String> = bench
+            .sides()
+            .iter()
+            .map(|s| format!("{} = {}", s.name, s.bin.display()))
+            .collect();
+        println!("  sides      {}", sides.join(", "));
+    } else {
+        println!(
+            "  latency    {} commits at {}/s per phase; CPU phase {} commits at {}/s",
+            a.events, a.rate, a.cpu_events, a.cpu_rate
+        );
+    }
 
     let out = match a.mode {
         Mode::Tiers => tiers::run(&bench).await,
+        Mode::Storm(_) if a.shape => shape_storm::run(&bench).await,
         Mode::Storm(n) => storm::run(&bench, n).await,
+        Mode::Nodes(k) if a.shape => shape_nodes::run(&bench, k).await,
         Mode::Nodes(k) => cluster::run(&bench, k).await,
+        Mode::Shape | Mode::Rest => compare::run(&bench).await,
     };
     for t in &out.tables {
         t.print();

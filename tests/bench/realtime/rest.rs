@@ -79,20 +79,7 @@ impl Writer {
     /// A commit: POST a source through node `node`.
     pub async fn post(&self, node: usize, title: &str) -> Result<(), String> {
         let base = &self.bases[node % self.bases.len()];
-        let resp = self
-            .http
-            .post(format!("{base}/api/vaults/{}/sources", self.vault))
-            .header("cookie", &self.cookie)
-            .json(&json!({ "title": title, "fileUrl": "https://example.com/a.pdf" }))
-            .send()
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status();
-        if status != 201 {
-            let body = resp.text().await.unwrap_or_default();
-            return Err(format!("{status} {body:.100}"));
-        }
-        Ok(())
+        post_source(&self.http, base, &self.cookie, &self.vault, title).await
     }
 
     pub async fn latest_seq(&self) -> i64 {
@@ -125,6 +112,29 @@ impl Writer {
     }
 }
 
+/// A commit: POST a source into `vault`; Err with the status and body unless 201.
+pub async fn post_source(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    vault: &str,
+    title: &str,
+) -> Result<(), String> {
+    let resp = http
+        .post(format!("{base}/api/vaults/{vault}/sources"))
+        .header("cookie", cookie)
+        .json(&json!({ "title": title, "fileUrl": "https://example.com/a.pdf" }))
+        .send()
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = resp.status();
+    if status != 201 {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!("{status} {body:.100}"));
+    }
+    Ok(())
+}
+
 /// Selected `/metrics` values (name with labels → value).
 pub async fn metrics(http: &reqwest::Client, base: &str) -> BTreeMap<String, f64> {
     let text = match http.get(format!("{base}/metrics")).send().await {
@@ -134,9 +144,19 @@ pub async fn metrics(http: &reqwest::Client, base: &str) -> BTreeMap<String, f64
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.contains("bucket"))
         .filter(|l| {
-            ["sockets", "rooms", "events_published", "fanout_seconds"]
-                .iter()
-                .any(|k| l.contains(k))
+            // This project's names, the Node peer's, and any replay / history-read counters.
+            [
+                "sockets",
+                "socket_connections",
+                "rooms",
+                "events_published",
+                "fanout_seconds",
+                "replay",
+                "history",
+                "log_read",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
         })
         .filter_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
@@ -150,6 +170,6 @@ pub async fn connected_sockets(http: &reqwest::Client, base: &str) -> f64 {
     metrics(http, base)
         .await
         .iter()
-        .find(|(k, _)| k.contains("connected_sockets"))
+        .find(|(k, _)| k.contains("connected_sockets") || k.contains("socket_connections"))
         .map_or(0.0, |(_, v)| *v)
 }

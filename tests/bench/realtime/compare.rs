@@ -1,0 +1,362 @@
+//! `--shape` and `--rest`: every phase on this project's server and, with `--peer`, on the
+//! Node peer in the same sitting (phase by phase, alternating), printed side by side with the
+//! ratio rust ÷ node, and the issue's goals with verdicts.
+//!
+//! Phases of `--shape`: the long-log shape (V × S, E-event logs, commits at `--commit-rate`)
+//! followed by REST on the same server; the fresh shape (1-event logs) unless `--no-fresh`;
+//! one vault with 1,000 sockets at `--cpu-rate` (server CPU per delivered frame) unless
+//! `--no-one-vault`. `--rest`: the REST phases alone.
+use crate::{
+    Bench, Outcome,
+    args::Mode,
+    report::{Goal, Table, mib},
+    restload::{Call, RestRun},
+    seed::{Shape, World},
+    shape::{self, ShapeRun},
+    stats::{ms_f, p50_p99, p50_p99_max, pct, us_per_frame},
+};
+
+/// One phase's runs, one per side (rust first).
+type Runs = Vec<ShapeRun>;
+
+pub async fn run(b: &Bench) -> Outcome {
+    let a = &b.args;
+    let sides = b.sides();
+    let long = Shape {
+        vaults: a.vaults,
+        sockets: a.per_vault,
+        events: a.log_events,
+    };
+    let mut out = Outcome::default();
+    let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
+    if a.mode == Mode::Rest {
+        let mut runs = Vec::new();
+        for side in &sides {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let world = World::plan(long);
+            let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
+            let mut r = ShapeRun::default();
+            r.post = Some(shape::rest_phase(b, &server, &world, Call::Post).await);
+            r.get = Some(shape::rest_phase(b, &server, &world, Call::Get).await);
+            server.stop().await;
+            out.logs.push(server.spec.log.clone());
+            out.keep_dir(dir);
+            runs.push(r);
+        }
+        out.tables.push(rest_table(&names, &runs));
+        out.goals = rest_goals(&runs);
+        out.ok = runs.iter().all(rest_ok);
+        return out;
+    }
+    let mut phases: Vec<(Shape, f64, bool)> = vec![(long, a.commit_rate, true)];
+    if a.fresh {
+        phases.push((Shape { events: 1, ..long }, a.commit_rate, false));
+    }
+    if a.one_vault {
+        let one = Shape {
+            vaults: 1,
+            sockets: 1000,
+            events: a.log_events,
+        };
+        phases.push((one, a.cpu_rate, false));
+    }
+    let mut results: Vec<(Shape, Runs)> = Vec::new();
+    for (shape, rate, with_rest) in phases {
+        let mut runs = Vec::new();
+        for side in &sides {
+            let mut r = shape::run(b, side, shape, rate, with_rest).await;
+            out.logs.push(r.log.clone());
+            if let Some(dir) = r.dir.take() {
+                out.keep_dir(dir);
+            }
+            runs.push(r);
+        }
+        out.tables.push(shape_table(&shape, rate, &names, &runs));
+        results.push((shape, runs));
+    }
+    if a.rest {
+        out.tables.push(rest_table(&names, &results[0].1));
+    }
+    let fresh = a.fresh.then(|| &results[1].1);
+    let one = results.iter().find(|(s, _)| s.vaults == 1).map(|(_, r)| r);
+    out.goals = shape_goals(&results[0].1, fresh, one);
+    if a.rest {
+        out.goals.extend(rest_goals(&results[0].1));
+    }
+    out.notes.push(
+        "the bench's client speaks WebSocket only (no long-polling, no upgrade): socket.io-client \
+         would open each socket over polling and upgrade, which the settled figures do not see"
+            .into(),
+    );
+    out.ok = results
+        .iter()
+        .all(|(_, runs)| runs.iter().all(ShapeRun::complete));
+    out
+}
+
+/// Columns: metric, one per side, and rust ÷ node when both ran.
+fn headers(names: &[&str]) -> Vec<String> {
+    let mut h = vec!["metric".to_string()];
+    h.extend(names.iter().map(|n| n.to_string()));
+    if names.len() == 2 {
+        h.push(format!("{} ÷ {}", names[0], names[1]));
+    }
+    h
+}
+
+/// A row of figures (shown with `f`) and, with two sides, their ratio.
+fn figure(t: &mut Table, name: &str, runs: &[ShapeRun], v: impl Fn(&ShapeRun) -> f64, unit: &str) {
+    let vals: Vec<f64> = runs.iter().map(&v).collect();
+    let mut cells: Vec<String> = vals.iter().map(|x| format!("{x:.1}{unit}")).collect();
+    if vals.len() == 2 {
+        cells.push(format!("{:.2}×", vals[0] / vals[1].max(1e-9)));
+    }
+    t.row(name, cells);
+}
+
+fn text(t: &mut Table, name: &str, runs: &[ShapeRun], v: impl Fn(&ShapeRun) -> String) {
+    let mut cells: Vec<String> = runs.iter().map(v).collect();
+    if cells.len() == 2 {
+        cells.push(String::new());
+    }
+    t.row(name, cells);
+}
+
+fn shape_table(shape: &Shape, rate: f64, names: &[&str], runs: &[ShapeRun]) -> Table {
+    let title = format!("{}, commits at {rate}/s", shape.label());
+    let mut t = Table::new(&title, headers(names));
+    text(&mut t, "sockets opened / joined / failed", runs, |r| {
+        let failed = r.connect.failed() + r.join.failed();
+        format!("{} / {} / {failed}", r.connect.ok, r.join.ok)
+    });
+    text(&mut t, "seeded (straight into the db) in", runs, |r| {
+        format!("{:.1} s", r.seed_wall.as_secs_f64())
+    });
+    text(
+        &mut t,
+        "VmRSS seeded, no sockets",
+        runs,
+        |r| mib(r.rss_base),
+    );
+    text(&mut t, "VmRSS settled, all joined", runs, |r| {
+        mib(r.rss_settled)
+    });
+    figure(
+        &mut t,
+        "KB / socket settled",
+        runs,
+        ShapeRun::kb_per_socket,
+        "",
+    );
+    figure(
+        &mut t,
+        "KB / vault settled",
+        runs,
+        ShapeRun::kb_per_vault,
+        "",
+    );
+    text(
+        &mut t,
+        "peak VmHWM incl. commits",
+        runs,
+        |r| mib(r.peak_end),
+    );
+    figure(
+        &mut t,
+        "KB / socket at peak",
+        runs,
+        ShapeRun::peak_kb_per_socket,
+        "",
+    );
+    text(&mut t, "commits made / dropped by client", runs, |r| {
+        format!("{} / {}", r.commits, r.dropped)
+    });
+    text(&mut t, "receipt p50 / p99 / max", runs, |r| {
+        p50_p99_max(&r.lat.per_socket)
+    });
+    figure(
+        &mut t,
+        "receipt p99 ms",
+        runs,
+        |r| ms_f(pct(&r.lat.per_socket, 99.0)),
+        "",
+    );
+    text(&mut t, "POST round trip p50 / p99", runs, |r| {
+        p50_p99(&r.lat.post_rtt)
+    });
+    text(&mut t, "missing / dup / reordered", runs, |r| {
+        format!(
+            "{} / {} / {}",
+            r.lat.missing, r.lat.duplicates, r.lat.reordered
+        )
+    });
+    text(&mut t, "frames delivered", runs, |r| {
+        r.lat.frames().to_string()
+    });
+    figure(
+        &mut t,
+        "server CPU µs / commit",
+        runs,
+        ShapeRun::cpu_per_commit,
+        "",
+    );
+    figure(
+        &mut t,
+        "server user CPU µs / frame",
+        runs,
+        ShapeRun::user_per_frame,
+        "",
+    );
+    text(&mut t, "server CPU µs / frame user+sys", runs, |r| {
+        us_per_frame(&r.lat.server_cpu, r.lat.frames())
+    });
+    text(&mut t, "sockets lost", runs, |r| r.closed.to_string());
+    t
+}
+
+fn rest_of(r: &ShapeRun, call: Call) -> RestRun {
+    match call {
+        Call::Post => r.post.clone(),
+        Call::Get => r.get.clone(),
+    }
+    .unwrap_or_default()
+}
+
+fn rest_table(names: &[&str], runs: &[ShapeRun]) -> Table {
+    let mut t = Table::new("REST at saturation, server on one core", headers(names));
+    for call in [Call::Post, Call::Get] {
+        let label = call.label();
+        figure(
+            &mut t,
+            &format!("{label} req/s"),
+            runs,
+            |r| rest_of(r, call).per_second(),
+            "",
+        );
+        let cpu = |r: &ShapeRun| rest_of(r, call).cpu_us();
+        figure(&mut t, "  server CPU µs / request", runs, cpu, "");
+        figure(
+            &mut t,
+            "  round trip p99 ms",
+            runs,
+            |r| rest_of(r, call).p99_ms(),
+            "",
+        );
+        text(&mut t, "  failures / bench CPU %", runs, |r| {
+            let x = rest_of(r, call);
+            let busy = x.client_cpu.total().as_secs_f64() / x.wall.as_secs_f64().max(1e-9);
+            format!(
+                "{} / {:.0} %",
+                x.failures.values().sum::<usize>(),
+                100.0 * busy
+            )
+        });
+    }
+    t
+}
+
+fn rest_ok(r: &ShapeRun) -> bool {
+    [Call::Post, Call::Get]
+        .iter()
+        .all(|&c| rest_of(r, c).failures.is_empty() && rest_of(r, c).ok > 0)
+}
+
+/// `mine / theirs` against `limit` (× the peer's); not run without the peer.
+fn versus(
+    name: &str,
+    target: &str,
+    runs: &[ShapeRun],
+    v: impl Fn(&ShapeRun) -> f64,
+    ok: impl Fn(f64) -> bool,
+) -> Goal {
+    let measured = (runs.len() == 2).then(|| {
+        let (mine, theirs) = (v(&runs[0]), v(&runs[1]));
+        let ratio = mine / theirs.max(1e-9);
+        (format!("{mine:.1} vs {theirs:.1} = {ratio:.2}×"), ok(ratio))
+    });
+    Goal::new(name, target, measured, "no --peer")
+}
+
+fn shape_goals(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal> {
+    let mine = &long[0];
+    let kb = mine.kb_per_socket();
+    let mut goals = vec![Goal::new(
+        "KB / socket, long logs, everything included",
+        "≤ 25 KB",
+        Some((format!("{kb:.1} KB"), kb <= 25.0)),
+        "",
+    )];
+    goals.push(Goal::new(
+        "KB / socket, long logs ÷ fresh vaults",
+        "≤ 1.1×",
+        fresh.map(|f| {
+            let k = f[0].kb_per_socket();
+            (
+                format!("{kb:.1} / {k:.1} = {:.2}×", kb / k.max(1e-9)),
+                kb <= 1.1 * k,
+            )
+        }),
+        "--no-fresh",
+    ));
+    let p99 = |r: &ShapeRun| ms_f(pct(&r.lat.per_socket, 99.0));
+    goals.push(versus(
+        "receipt p99 in the shape, rust ÷ node",
+        "≤ 0.5×",
+        long,
+        p99,
+        |x| x <= 0.5,
+    ));
+    goals.push(versus(
+        "server CPU µs / commit in the shape, rust ÷ node",
+        "≤ 0.5×",
+        long,
+        ShapeRun::cpu_per_commit,
+        |x| x <= 0.5,
+    ));
+    goals.push(match one {
+        Some(runs) => versus(
+            "server user CPU µs / frame, 1 vault × 1000 sockets, rust ÷ node",
+            "≤ 0.75×",
+            runs,
+            ShapeRun::user_per_frame,
+            |x| x <= 0.75,
+        ),
+        None => Goal::new(
+            "server user CPU / frame @1000 sockets",
+            "≤ 0.75×",
+            None,
+            "--no-one-vault",
+        ),
+    });
+    let all = [Some(long), fresh, one].into_iter().flatten();
+    let lost: Vec<String> = all
+        .flat_map(|runs| runs.first())
+        .map(|r| format!("{}/{}/{}", r.lat.missing, r.lat.duplicates, r.lat.reordered))
+        .collect();
+    let complete = [Some(long), fresh, one]
+        .into_iter()
+        .flatten()
+        .all(|runs| runs[0].complete());
+    goals.push(Goal::new(
+        "rust: missing / dup / reordered, every phase",
+        "0 / 0 / 0",
+        Some((lost.join(", "), complete)),
+        "",
+    ));
+    goals
+}
+
+fn rest_goals(runs: &Runs) -> Vec<Goal> {
+    [Call::Post, Call::Get]
+        .iter()
+        .map(|&call| {
+            versus(
+                &format!("{} req/s on one core, rust ÷ node", call.label()),
+                "≥ 1.5×",
+                runs,
+                |r| rest_of(r, call).per_second(),
+                |x| x >= 1.5,
+            )
+        })
+        .collect()
+}
