@@ -35,9 +35,11 @@ pub async fn run(b: &Bench) -> Outcome {
             let dir = tempfile::tempdir().expect("tempdir");
             let world = World::plan(long);
             let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
-            let mut r = ShapeRun::default();
-            r.post = Some(shape::rest_phase(b, &server, &world, Call::Post).await);
-            r.get = Some(shape::rest_phase(b, &server, &world, Call::Get).await);
+            let r = ShapeRun {
+                post: Some(shape::rest_phase(b, &server, &world, Call::Post).await),
+                get: Some(shape::rest_phase(b, &server, &world, Call::Get).await),
+                ..Default::default()
+            };
             server.stop().await;
             out.logs.push(server.spec.log.clone());
             out.keep_dir(dir);

@@ -161,6 +161,13 @@ pub async fn run(b: &Bench, nodes: usize) -> Outcome {
         connect.failed() + join.failed(),
         b.server_cpus
     ));
+    out.notes.push(
+        "pg waits: Lock:object is NOTIFY's commit-order lock (held from a notifying \
+         transaction's pre-commit to its end, so commits that notify are serialized); \
+         IO:WALSync the commit's WAL flush; idle in transaction a transaction waiting on its \
+         node (the node's CPU); running (CPU) PostgreSQL working"
+            .into(),
+    );
     out.hub_summary(&hub);
     out.ok = steps.iter().all(|s| s.complete) && join.failed() == 0;
     out.keep_dir(dir);
@@ -242,9 +249,10 @@ async fn sample_waits(db: String, stop: Arc<AtomicBool>) -> (Vec<(String, usize)
     let Ok(conn) = Database::connect(&admin).await else {
         return (Vec::new(), 0);
     };
-    let sql = "SELECT coalesce(wait_event_type || ':' || wait_event, 'running (CPU)') AS w \
-               FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
-               AND pid <> pg_backend_pid()";
+    let sql = "SELECT CASE WHEN state = 'idle in transaction' THEN 'idle in transaction' \
+               ELSE coalesce(wait_event_type || ':' || wait_event, 'running (CPU)') END AS w \
+               FROM pg_stat_activity WHERE datname = $1 \
+               AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()";
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut samples = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -260,6 +268,6 @@ async fn sample_waits(db: String, stop: Arc<AtomicBool>) -> (Vec<(String, usize)
     }
     let _ = conn.close().await;
     let mut v: Vec<_> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     (v, samples)
 }

@@ -129,7 +129,7 @@ pub async fn run(b: &Bench) -> Outcome {
         "log reads per room (/metrics)",
         col(&|r| match r.log_reads_per_room() {
             Some(x) => format!("{x:.2} ({:?})", r.replay_metrics),
-            None => "unavailable: no replay counter on /metrics".into(),
+            None => "unavailable (no log-read counter on /metrics)".into(),
         }),
     );
     out.tables.push(t);
@@ -308,6 +308,7 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill();
     out.logs.push(server.spec.log.clone());
+    out.notes.push(format!("{}:", side.name));
     out.hub_summary(&hub);
     out.keep_dir(dir);
     r
