@@ -37,9 +37,11 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
                 .busy_timeout(Duration::from_secs(5))
                 .create_if_missing(true)
         })
-        .map_sqlx_sqlite_pool_opts(|o| {
-            o.after_connect(|conn, _| Box::pin(keep_sqlite_plans(conn)))
-        });
+        .map_sqlx_sqlite_pool_opts(|o| o.after_connect(|conn, _| Box::pin(keep_sqlite_plans(conn))))
+        // sqlx logs every NOTICE the server sends at INFO, such as the four "relation
+        // seaql_migrations already exists, skipping" of each start-up: only warnings and
+        // errors are worth a line.
+        .map_sqlx_postgres_opts(|o| o.options([("client_min_messages", "warning")]));
     let db = Database::connect(opts).await?;
     tracing::info!(database = %redact_url(&cfg.url), backend = ?db.get_database_backend(), "database connected");
     Ok(db)

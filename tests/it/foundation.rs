@@ -10,6 +10,28 @@ use syncscript::settings::Settings;
 use crate::helpers::*;
 
 #[tokio::test]
+async fn postgres_connections_send_no_notices_to_the_log() {
+    if !is_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let shown = app
+        .db()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db().get_database_backend(),
+            "SHOW client_min_messages",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let level: String = shown.try_get_by_index(0).unwrap();
+    assert_eq!(
+        level, "warning",
+        "a NOTICE such as `already exists, skipping` is not sent"
+    );
+}
+
+#[tokio::test]
 async fn migrations_and_demo_seed_are_idempotent_across_restarts() {
     let (db_url, dir) = fresh_database().await;
     let mut first = spawn_on(db_url.clone(), None, &[]).await;
