@@ -65,6 +65,10 @@ const PAGE: usize = 200;
 /// The most bytes of a join's replies waiting unwritten (see [`fanout`]): about one page of
 /// presence, so a joining socket's write buffer never holds more.
 const WINDOW_BYTES: usize = 4 * 1024;
+/// The most packets of a join's replies waiting unwritten on long-polling. python-engineio
+/// refuses a poll's answer of more than 16 packets (`Payload.max_decode_packets`) and drops
+/// the connection, and up to twice the window may reach one answer (see `Joining::pace`).
+const POLLING_WINDOW_MAX: usize = 7;
 
 pub(super) async fn join(
     state: AppState,
@@ -166,7 +170,7 @@ impl Joining<'_> {
             patience: cfg.stall_timeout,
             // A poll's answer can miss what was queued while it was written, so up to twice
             // the window may wait in the buffer: a quarter keeps half of it free.
-            polling_window: (cfg.max_buffer_size / 4).max(1),
+            polling_window: (cfg.max_buffer_size / 4).clamp(1, POLLING_WINDOW_MAX),
             window_bytes: WINDOW_BYTES,
         }
     }

@@ -61,6 +61,17 @@ def test_a_polling_only_client_joins_replays_and_hears_live_events(server, rest,
     assert client.disconnects == []
 
 
+def test_a_polling_only_client_catches_up_on_more_than_sixteen_missed_events_without_dropping_out(server, rest, vault_id, clients):
+    since = rest["owner"].latest_seq(vault_id)
+    missed = [rest["owner"].add_source(vault_id, f"missed {i}") for i in range(40)]
+    client = clients(server.base_url, rest["viewer"].cookie, vault_id, transports=["polling"]).connect(since=since)
+    client.wait(lambda: len(client.delivered) == len(missed), "the 40 missed events")
+    assert client.delivered == list(range(since + 1, since + 41))
+    # python-engineio drops the connection when one poll answers more than 16 packets.
+    assert client.disconnects == []
+    assert client.connects == 1
+
+
 # One socket on the node: the drain closes it at the end of drain_period.
 @pytest.mark.parametrize("server", [{"SYNCSCRIPT_SERVER__DRAIN_PERIOD": "1s"}], indirect=True)
 def test_after_a_sigterm_restart_the_client_reconnects_by_itself_and_catches_up(server, rest, vault_id, clients):
