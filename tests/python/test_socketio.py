@@ -1,6 +1,7 @@
 """python-socketio 5 as a client of CONTRACT §7, on its default transports (long-polling,
 then the upgrade to WebSocket) unless a test says otherwise, against the real binary."""
 import pytest
+import socketio
 
 from syncscript import Rest, Server, VaultClient, wait_for
 
@@ -46,6 +47,28 @@ def test_a_removed_member_is_told_vault_revoked_and_hears_no_more_of_the_vault(s
     assert client.sio.call("vault:leave", vault_id, timeout=10) == {"ok": True}
     assert all(e["source"]["id"] != after["id"] for e in client.heard_named("source:created"))
     assert client.sio.connected, "revocation leaves the socket connected"
+
+
+def test_logout_sends_session_ended_and_the_client_does_not_reconnect(server, rest, vault_id, clients):
+    viewer = rest["viewer"]
+    client = clients(server.base_url, viewer.cookie, vault_id).connect()
+    viewer.call("POST", "/api/auth/logout", expect=204)
+
+    client.wait(lambda: client.disconnects, "the disconnect")
+    ended = client.heard_named("session:ended")
+    assert ended == [{"reason": "logout"}], client.heard
+    names = [event for event, _ in client.heard]
+    assert names[-1] == "session:ended", "session:ended is the last thing the socket hears"
+    # python-socketio takes a Socket.IO DISCONNECT from the server as final: no reconnection.
+    assert [reason for _, reason in client.disconnects] == [client.sio.reason.SERVER_DISCONNECT]
+    assert client.sio.connected is False
+    # And were it to try, the ended session could not open a socket again.
+    again = VaultClient(server.base_url, viewer.cookie, vault_id, reconnection=False)
+    refusals = []
+    again.sio.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        again.sio.connect(server.base_url, wait_timeout=5)
+    assert refusals == [{"message": "UNAUTHORIZED"}]
 
 
 def test_a_polling_only_client_joins_replays_and_hears_live_events(server, rest, vault_id, clients):
