@@ -190,16 +190,20 @@ describe('a rolling restart of three nodes behind the README nginx config', { sk
     }
     assert.deepEqual(drains.map((d) => d.code), [0, 0, 0], 'each drained node exits 0');
 
-    // Each node closes its sockets spread over the drain period, not in one instant.
+    // Each node closes its sockets spread over the drain period, not in one instant (a node
+    // that closed them all at once would show a span near 0).
+    const spreads = [];
     for (const drain of drains) {
       const times = reports.flatMap(({ report }) => report.disconnects.map((d) => d.at))
         .filter((t) => t >= drain.from && t <= drain.to);
       if (times.length >= 2) {
-        const span = Math.max(...times) - Math.min(...times);
+        const span = Math.round(Math.max(...times) - Math.min(...times));
+        spreads.push(`node ${drain.node}: ${times.length} over ${span} ms`);
         assert.ok(span >= DRAIN_MS / 4, `node ${drain.node}'s ${times.length} disconnects spread over ${span} ms`);
       }
     }
-    assert.ok(reports.some(({ report }) => report.disconnects.length > 0), 'the restarts moved clients');
+    assert.ok(spreads.length > 0, 'some drained node had several clients to close');
+    console.log(`disconnects while each node drained (drain_period ${DRAIN_MS} ms): ${spreads.join('; ')}`);
 
     for (const family of Object.keys(CLIENTS)) {
       const mine = reports.filter(({ client }) => client.family === family).map(({ report }) => report);
