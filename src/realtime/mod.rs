@@ -9,6 +9,7 @@ pub mod dispatch;
 mod fanout;
 pub mod handlers;
 mod history;
+mod inbox;
 mod join;
 pub mod limits;
 pub mod link;

@@ -10,7 +10,6 @@ use std::{
 
 use serde_json::json;
 use socketioxide::extract::SocketRef;
-use tokio::sync::mpsc;
 
 use super::{
     fanout,
@@ -40,21 +39,22 @@ pub enum Item {
 /// Events read from the log per query while catching up.
 const PAGE: u64 = 500;
 
-/// A room's task: it ends when the room is dropped (its queue closes).
-pub(super) async fn run(
-    shared: Weak<Shared>,
-    room: Arc<Room>,
-    mut queue: mpsc::UnboundedReceiver<Item>,
-) {
-    let Some(mut relay) = Relay::start(&shared, room).await else {
+/// A room's task: it ends when the room is dropped (its inbox closes). It lives as long as
+/// the room, so its future is kept small: what runs once or rarely is boxed while it runs.
+pub(super) async fn run(shared: Weak<Shared>, room: Arc<Room>) {
+    let Some(mut relay) = Box::pin(Relay::start(&shared, room)).await else {
         return;
     };
     let mut flush_at: Option<Instant> = None;
     loop {
         let due = flush_at.map(tokio::time::Instant::from_std);
         tokio::select! {
-            item = queue.recv() => match item {
-                Some(item) => relay.handle(item).await,
+            items = relay.room.inbox.recv() => match items {
+                Some(items) => {
+                    for item in items {
+                        relay.handle(item).await;
+                    }
+                }
                 None => {
                     // The room is closing: its last leaves still go to the other nodes.
                     relay.flush_presence();
@@ -143,15 +143,10 @@ impl Relay {
         self.room.lock().relayed.unwrap_or(0)
     }
 
+    /// The next event is relayed at once; a gap, a hint or lost notices read the log.
     async fn handle(&mut self, item: Item) {
         match item {
-            Item::Event(event) => {
-                if event.seq > self.relayed() + 1 {
-                    self.catch_up(event.seq - 1).await;
-                }
-                self.deliver(event);
-            }
-            Item::Hint(seq) => self.catch_up(seq).await,
+            Item::Event(event) if event.seq <= self.relayed() + 1 => self.deliver(event),
             Item::Presence(change) => {
                 {
                     let mut st = self.room.lock();
@@ -164,6 +159,18 @@ impl Relay {
                 }
                 self.room.presence_changed.notify_one();
             }
+            item => Box::pin(self.read_log_for(item)).await,
+        }
+    }
+
+    async fn read_log_for(&mut self, item: Item) {
+        match item {
+            Item::Event(event) => {
+                self.catch_up(event.seq - 1).await;
+                self.deliver(event);
+            }
+            Item::Hint(seq) => self.catch_up(seq).await,
+            Item::Presence(_) => {}
             Item::Lost => {
                 match self.retry(|| self.latest_seq()).await {
                     Some(Some(latest)) => self.catch_up(latest).await,
@@ -295,5 +302,21 @@ impl Relay {
                 rooms.drop_consumer(socket);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A room costs its `Room` and its task, for as long as anyone is in it: with thousands of
+    /// vaults of a few members each, this is paid per member or two.
+    #[test]
+    fn a_rooms_fixed_cost_stays_under_two_kilobytes() {
+        let room = Arc::new(Room::new(uuid::Uuid::nil()));
+        let task = run(Weak::new(), room);
+        let (room, task) = (size_of::<Room>(), size_of_val(&task));
+        eprintln!("Room: {room} bytes, its task's future: {task} bytes");
+        assert!(room + task < 2048, "{room} + {task}");
     }
 }

@@ -14,12 +14,13 @@ use std::{
 
 use sea_orm::DatabaseConnection;
 use socketioxide::{extract::SocketRef, socket::Sid};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
     context::{JoinTicket, SocketCtx},
     history::History,
+    inbox::Inbox,
     presence::{Presence, PresenceUser},
     relay::{self, Item},
 };
@@ -38,9 +39,15 @@ pub(super) struct Shared {
     pub(super) history: History,
 }
 
+/// A room in the map; its task ends once the room leaves the map (or the map goes).
 struct Entry {
     room: Arc<Room>,
-    queue: mpsc::UnboundedSender<Item>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.room.inbox.close();
+    }
 }
 
 pub(super) struct Room {
@@ -48,6 +55,8 @@ pub(super) struct Room {
     state: Mutex<RoomState>,
     ready: Notify,
     pub(super) presence_changed: Notify,
+    /// What the room's task is handed ([`relay`]).
+    pub(super) inbox: Inbox<Item>,
     /// Held by the join reading the log for this room, so that joins missing the same
     /// events read them once (see [`History::page`]).
     reading: tokio::sync::Mutex<()>,
@@ -128,13 +137,13 @@ impl Rooms {
     /// Hands an item to the vault's room task, if the vault has a room here.
     pub(super) fn route(&self, vault_id: Uuid, item: Item) {
         if let Some(entry) = self.0.map.lock().unwrap().get(&vault_id) {
-            let _ = entry.queue.send(item);
+            entry.room.inbox.send(item);
         }
     }
 
     pub(super) fn route_all(&self, item: impl Fn() -> Item) {
         for entry in self.0.map.lock().unwrap().values() {
-            let _ = entry.queue.send(item());
+            entry.room.inbox.send(item());
         }
     }
 
@@ -142,16 +151,9 @@ impl Rooms {
     pub fn enter(&self, vault_id: Uuid) -> Entering {
         let mut map = self.0.map.lock().unwrap();
         let entry = map.entry(vault_id).or_insert_with(|| {
-            let room = Arc::new(Room {
-                vault_id,
-                state: Mutex::default(),
-                ready: Notify::new(),
-                presence_changed: Notify::new(),
-                reading: tokio::sync::Mutex::default(),
-            });
-            let (queue, rx) = mpsc::unbounded_channel();
-            tokio::spawn(relay::run(Arc::downgrade(&self.0), room.clone(), rx));
-            Entry { room, queue }
+            let room = Arc::new(Room::new(vault_id));
+            tokio::spawn(relay::run(Arc::downgrade(&self.0), room.clone()));
+            Entry { room }
         });
         entry.room.lock().entering += 1;
         Entering {
@@ -312,6 +314,17 @@ impl Drop for Entering {
 }
 
 impl Room {
+    pub(super) fn new(vault_id: Uuid) -> Self {
+        Self {
+            vault_id,
+            state: Mutex::default(),
+            ready: Notify::new(),
+            presence_changed: Notify::new(),
+            inbox: Inbox::new(),
+            reading: tokio::sync::Mutex::default(),
+        }
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, RoomState> {
         self.state.lock().unwrap()
     }
