@@ -34,11 +34,12 @@ struct RegisterBody {
     /// Case-insensitive; stored lower-cased.
     #[schema(format = Email, max_length = 320)]
     email: String,
-    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    /// Trimmed of white space before it is checked and stored, so it needs one other character;
+    /// never U+0000.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00]*$"
     )]
     name: String,
     #[schema(min_length = 8, max_length = 256)]

@@ -29,14 +29,16 @@ pub fn routes(api: ApiRoutes) -> ApiRoutes {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = CreateVault)]
 struct CreateBody {
-    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    /// Trimmed of white space before it is checked and stored, so it needs one other character;
+    /// never U+0000.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00]*$"
     )]
     name: String,
-    #[schema(max_length = 2000)]
+    /// Trimmed; never U+0000.
+    #[schema(max_length = 2000, pattern = "^[^\\x00]*$")]
     description: Option<String>,
 }
 
@@ -44,14 +46,16 @@ struct CreateBody {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = PatchVault)]
 struct PatchBody {
-    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    /// Trimmed of white space before it is checked and stored, so it needs one other character;
+    /// never U+0000.
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00]*$"
     )]
     name: Option<String>,
-    #[schema(max_length = 2000)]
+    /// Trimmed; never U+0000.
+    #[schema(max_length = 2000, pattern = "^[^\\x00]*$")]
     description: Option<String>,
 }
 

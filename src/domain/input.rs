@@ -8,7 +8,17 @@ mod json;
 use crate::error::{AppError, FieldError, Result};
 pub use json::{from_json, from_slice};
 
+/// PostgreSQL's text cannot hold U+0000 (the write would fail as an internal error), so no
+/// stored text may contain it, on SQLite either; the document's patterns say the same.
+fn no_nul(field: &str, raw: &str) -> Result<(), FieldError> {
+    match raw.contains('\0') {
+        true => Err(FieldError::new(field, "must not contain U+0000")),
+        false => Ok(()),
+    }
+}
+
 fn text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    no_nul(field, raw)?;
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
@@ -87,6 +97,7 @@ impl VaultName {
 }
 
 pub fn description(raw: &str) -> Result<String, FieldError> {
+    no_nul("description", raw)?;
     let trimmed = raw.trim();
     if trimmed.chars().count() > 2000 {
         return Err(FieldError::new(
@@ -111,7 +122,7 @@ impl Email {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
             })
-            && !email.chars().any(char::is_whitespace);
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
         if valid {
             Ok(Self(email))
         } else {

@@ -22,11 +22,12 @@ use entities::sources;
 #[serde(rename_all = "camelCase")]
 #[schema(as = CreateSource)]
 pub struct SourceFields {
-    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    /// Trimmed of white space before it is checked and stored, so it needs one other character;
+    /// never U+0000.
     #[schema(
         min_length = 1,
         max_length = 300,
-        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00]*$"
     )]
     pub title: String,
     /// An absolute `http` or `https` URI (RFC 3986: other characters percent-encoded).
@@ -43,11 +44,12 @@ pub struct SourceFields {
 #[serde(rename_all = "camelCase")]
 #[schema(as = PatchSource)]
 pub struct SourcePatchFields {
-    /// Trimmed of white space before it is checked and stored, so it needs one other character.
+    /// Trimmed of white space before it is checked and stored, so it needs one other character;
+    /// never U+0000.
     #[schema(
         min_length = 1,
         max_length = 300,
-        pattern = "[^\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+        pattern = "^[^\\x00]*[^\\x00\\t\\n\\x0B\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00]*$"
     )]
     pub title: Option<String>,
     #[schema(

@@ -65,6 +65,10 @@ pub async fn create(
 }
 
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<users::Model>> {
+    // No stored email holds U+0000, and PostgreSQL would refuse to compare with it.
+    if email.contains('\0') {
+        return Ok(None);
+    }
     Ok(users::Entity::find()
         .filter(users::Column::Email.eq(email.trim().to_lowercase()))
         .one(db)

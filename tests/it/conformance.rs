@@ -153,7 +153,7 @@ async fn a_name_the_document_allows_is_one_the_server_accepts() {
     for schema in ["CreateSource", "PatchSource"] {
         assert_eq!(pattern(&doc, schema, "title").as_str(), not_blank.as_str());
     }
-    // Every character the server trims as white space, some it keeps, and mixtures.
+    // Every character the server trims as white space, some it keeps, mixtures, and U+0000.
     let names = [
         " ",
         "\t\n",
@@ -169,6 +169,8 @@ async fn a_name_the_document_allows_is_one_the_server_accepts() {
         "\u{200b}",
         " a ",
         "x",
+        "a\u{0}b",
+        "\u{0}",
     ];
     for name in names {
         let resp = owner.post("/api/vaults", json!({ "name": name })).await;
@@ -218,4 +220,50 @@ async fn a_file_url_must_be_a_uri_as_the_document_says() {
         let accepted = resp.status() == StatusCode::CREATED;
         assert_eq!(accepted, documented.is_match(url), "fileUrl {url:?}");
     }
+}
+
+#[tokio::test]
+async fn text_with_u0000_is_invalid_input_and_never_an_internal_error() {
+    // PostgreSQL's text cannot hold U+0000: on it these were 500s; on SQLite, stored as sent.
+    let app = spawn_app().await;
+    let owner = app.login(OWNER).await;
+    let vault = app.demo_vault().await;
+    let nul = "a\u{0}b";
+    let members = format!("/api/vaults/{vault}/members");
+    let sources = format!("/api/vaults/{vault}/sources");
+    let password = "a-long-password";
+    let refused = [
+        (
+            "/api/auth/register",
+            json!({ "email": "n@example.com", "name": nul, "password": password }),
+        ),
+        (
+            "/api/auth/register",
+            json!({ "email": "a\u{0}@example.com", "name": "N", "password": password }),
+        ),
+        ("/api/vaults", json!({ "name": "V", "description": nul })),
+        (
+            &members,
+            json!({ "email": "a\u{0}@demo.com", "role": "viewer" }),
+        ),
+        (
+            &sources,
+            json!({ "title": nul, "fileUrl": "https://example.com/" }),
+        ),
+    ];
+    for (path, body) in refused {
+        let resp = owner.post(path, body.clone()).await;
+        let error = error_of(resp, StatusCode::BAD_REQUEST).await;
+        assert_eq!(error["code"], "VALIDATION_ERROR", "{path} {body}");
+    }
+    let login = app
+        .client()
+        .login("owner\u{0}@demo.com", "demo-password")
+        .await;
+    assert_eq!(
+        error_of(login, StatusCode::UNAUTHORIZED).await["code"],
+        "UNAUTHORIZED"
+    );
+    let doc = document(&app).await;
+    assert!(!pattern(&doc, "CreateVault", "description").is_match(nul));
 }
