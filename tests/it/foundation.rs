@@ -228,6 +228,12 @@ fn a_bad_value_is_refused_with_one_line_naming_the_key() {
             "[\"10.0.0.0/99\"]",
             "server.trusted_proxies",
         ),
+        // The drain must fit in the time the node has to stop.
+        (
+            "SYNCSCRIPT_SERVER__DRAIN_PERIOD",
+            "30s",
+            "server.drain_period",
+        ),
     ] {
         let err = Settings::load_from(empty.path(), vec![(key.into(), value.into())])
             .unwrap_err()
