@@ -196,9 +196,14 @@ describe('a rolling restart of three nodes behind the README nginx config', { sk
     for (const drain of drains) {
       const times = reports.flatMap(({ report }) => report.disconnects.map((d) => d.at))
         .filter((t) => t >= drain.from && t <= drain.to);
+      // How many of them were back (joined again) before the draining node exited.
+      const back = reports.flatMap(({ report }) => report.disconnects
+        .filter((d) => d.at >= drain.from && d.at <= drain.to)
+        .map((d) => report.joinTimes.find((t) => t > d.at)))
+        .filter((t) => t !== undefined && t < drain.to).length;
       if (times.length >= 2) {
         const span = Math.round(Math.max(...times) - Math.min(...times));
-        spreads.push(`node ${drain.node}: ${times.length} over ${span} ms`);
+        spreads.push(`node ${drain.node}: ${times.length} over ${span} ms, ${back} back before it exited`);
         assert.ok(span >= DRAIN_MS / 4, `node ${drain.node}'s ${times.length} disconnects spread over ${span} ms`);
       }
     }

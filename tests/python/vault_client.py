@@ -27,6 +27,7 @@ def report(client):
             "connects": client.connects,
             "disconnects": [{"at": wall(at), "reason": str(reason)} for at, reason in client.disconnects],
             "away": away,  # milliseconds
+            "joinTimes": [wall(t) for t in joined_at],
             "refusedJoins": [ack for ack in client.acks if not ack.get("ok")],
             "transport": client.sio.transport() if client.sio.connected else None,
         }
