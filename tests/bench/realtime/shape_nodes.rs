@@ -42,6 +42,17 @@ struct Step {
     pg_cpu: f64,
     waits: Vec<(String, usize)>,
     samples: usize,
+    pool: Pool,
+}
+
+/// The nodes' database pools over a step, from their `/metrics`.
+#[derive(Default)]
+struct Pool {
+    in_use_sum: f64,
+    in_use_max: f64,
+    size: f64,
+    samples: usize,
+    timeouts: f64,
 }
 
 impl Step {
@@ -105,11 +116,13 @@ pub async fn run(b: &Bench, nodes: usize) -> Outcome {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = tokio::spawn(sample_waits(db_name.clone(), stop.clone()));
+        let pools = tokio::spawn(sample_pools(b.http.clone(), bases.clone(), stop.clone()));
         let pg0 = postgres_cpu();
         let (lat, made) = spread::run(&plan, &socks, &hub).await;
         let pg = postgres_cpu().since(pg0);
         stop.store(true, Ordering::SeqCst);
         let (waits, samples) = sampler.await.unwrap_or_default();
+        let pool = pools.await.unwrap_or_default();
         let wall = lat.wall.as_secs_f64().max(1e-9);
         let step = Step {
             offered: rate,
@@ -123,6 +136,7 @@ pub async fn run(b: &Bench, nodes: usize) -> Outcome {
             pg_cpu: 100.0 * pg.total().as_secs_f64() / wall,
             waits,
             samples,
+            pool,
         };
         let saturated = step.saturated();
         steps.push(step);
@@ -216,6 +230,18 @@ fn table(nodes: usize, shape: &Shape, steps: &[Step]) -> Table {
         );
     }
     t.row(
+        "db pool in use avg / max of size (all nodes)",
+        col(&|s| {
+            let p = &s.pool;
+            let avg = p.in_use_sum / p.samples.max(1) as f64;
+            format!("{avg:.1} / {:.0} of {:.0}", p.in_use_max, p.size)
+        }),
+    );
+    t.row(
+        "db pool acquire timeouts",
+        col(&|s| format!("{:.0}", s.pool.timeouts)),
+    );
+    t.row(
         "saturated",
         col(&|s| {
             if s.saturated() {
@@ -226,6 +252,37 @@ fn table(nodes: usize, shape: &Shape, steps: &[Step]) -> Table {
         }),
     );
     t
+}
+
+/// The nodes' pools (summed over nodes) every 200 ms until `stop`.
+async fn sample_pools(http: reqwest::Client, bases: Vec<String>, stop: Arc<AtomicBool>) -> Pool {
+    let read = |m: &BTreeMap<String, f64>, key: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.contains(key))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    let mut pool = Pool::default();
+    let mut timeouts0 = None;
+    loop {
+        let (mut in_use, mut size, mut timeouts) = (0.0, 0.0, 0.0);
+        for base in &bases {
+            let m = crate::rest::metrics(&http, base).await;
+            in_use += read(&m, "db_pool_connections_in_use");
+            size += read(&m, "db_pool_connections_max");
+            timeouts += read(&m, "db_pool_timeouts");
+        }
+        let t0 = *timeouts0.get_or_insert(timeouts);
+        pool.timeouts = timeouts - t0;
+        pool.size = size;
+        pool.in_use_sum += in_use;
+        pool.in_use_max = pool.in_use_max.max(in_use);
+        pool.samples += 1;
+        if stop.load(Ordering::SeqCst) {
+            return pool;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// CPU time of every process named `postgres` (the server and its backends).

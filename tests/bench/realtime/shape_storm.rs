@@ -128,7 +128,20 @@ pub async fn run(b: &Bench) -> Outcome {
     t.row(
         "log reads per room (/metrics)",
         col(&|r| match r.log_reads_per_room() {
-            Some(x) => format!("{x:.2} ({:?})", r.replay_metrics),
+            Some(x) => {
+                let parts: Vec<String> = r
+                    .replay_metrics
+                    .iter()
+                    .filter(|(k, _)| k.contains("log_reads"))
+                    .map(|(k, v)| {
+                        format!(
+                            "{v:.0} {}",
+                            k.split('{').nth(1).unwrap_or(k).trim_end_matches('}')
+                        )
+                    })
+                    .collect();
+                format!("{x:.2} ({} over {} rooms)", parts.join(" + "), r.rooms)
+            }
             None => "unavailable (no log-read counter on /metrics)".into(),
         }),
     );
