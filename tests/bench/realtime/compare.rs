@@ -9,15 +9,16 @@
 use crate::{
     Bench, Outcome,
     args::Mode,
-    report::{Goal, Table, mib},
+    report::{Table, mib},
     restload::{Call, RestRun},
     seed::{Shape, World},
     shape::{self, ShapeRun},
+    shape_goals,
     stats::{ms_f, p50_p99, p50_p99_max, pct, us_per_frame},
 };
 
 /// One phase's runs, one per side (rust first).
-type Runs = Vec<ShapeRun>;
+pub type Runs = Vec<ShapeRun>;
 
 pub async fn run(b: &Bench) -> Outcome {
     let a = &b.args;
@@ -46,7 +47,7 @@ pub async fn run(b: &Bench) -> Outcome {
             runs.push(r);
         }
         out.tables.push(rest_table(&names, &runs));
-        out.goals = rest_goals(&runs);
+        out.goals = shape_goals::rest(&runs);
         out.ok = runs.iter().all(rest_ok);
         return out;
     }
@@ -67,6 +68,10 @@ pub async fn run(b: &Bench) -> Outcome {
         let mut runs = Vec::new();
         for side in &sides {
             let mut r = shape::run(b, side, shape, rate, with_rest).await;
+            for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
+                let at = shape.label();
+                out.notes.push(format!("{} {at}: ×{n} {why}", side.name));
+            }
             out.logs.push(r.log.clone());
             if let Some(dir) = r.dir.take() {
                 out.keep_dir(dir);
@@ -81,9 +86,9 @@ pub async fn run(b: &Bench) -> Outcome {
     }
     let fresh = a.fresh.then(|| &results[1].1);
     let one = results.iter().find(|(s, _)| s.vaults == 1).map(|(_, r)| r);
-    out.goals = shape_goals(&results[0].1, fresh, one);
+    out.goals = shape_goals::shape(&results[0].1, fresh, one);
     if a.rest {
-        out.goals.extend(rest_goals(&results[0].1));
+        out.goals.extend(shape_goals::rest(&results[0].1));
     }
     out.notes.push(
         "the bench's client speaks WebSocket only (no long-polling, no upgrade): socket.io-client \
@@ -216,7 +221,7 @@ fn shape_table(shape: &Shape, rate: f64, names: &[&str], runs: &[ShapeRun]) -> T
     t
 }
 
-fn rest_of(r: &ShapeRun, call: Call) -> RestRun {
+pub fn rest_of(r: &ShapeRun, call: Call) -> RestRun {
     match call {
         Call::Post => r.post.clone(),
         Call::Get => r.get.clone(),
@@ -261,104 +266,4 @@ fn rest_ok(r: &ShapeRun) -> bool {
     [Call::Post, Call::Get]
         .iter()
         .all(|&c| rest_of(r, c).failures.is_empty() && rest_of(r, c).ok > 0)
-}
-
-/// `mine / theirs` against `limit` (× the peer's); not run without the peer.
-fn versus(
-    name: &str,
-    target: &str,
-    runs: &[ShapeRun],
-    v: impl Fn(&ShapeRun) -> f64,
-    ok: impl Fn(f64) -> bool,
-) -> Goal {
-    let measured = (runs.len() == 2).then(|| {
-        let (mine, theirs) = (v(&runs[0]), v(&runs[1]));
-        let ratio = mine / theirs.max(1e-9);
-        (format!("{mine:.1} vs {theirs:.1} = {ratio:.2}×"), ok(ratio))
-    });
-    Goal::new(name, target, measured, "no --peer")
-}
-
-fn shape_goals(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal> {
-    let mine = &long[0];
-    let kb = mine.kb_per_socket();
-    let mut goals = vec![Goal::new(
-        "KB / socket, long logs, everything included",
-        "≤ 25 KB",
-        Some((format!("{kb:.1} KB"), kb <= 25.0)),
-        "",
-    )];
-    goals.push(Goal::new(
-        "KB / socket, long logs ÷ fresh vaults",
-        "≤ 1.1×",
-        fresh.map(|f| {
-            let k = f[0].kb_per_socket();
-            (
-                format!("{kb:.1} / {k:.1} = {:.2}×", kb / k.max(1e-9)),
-                kb <= 1.1 * k,
-            )
-        }),
-        "--no-fresh",
-    ));
-    let p99 = |r: &ShapeRun| ms_f(pct(&r.lat.per_socket, 99.0));
-    goals.push(versus(
-        "receipt p99 in the shape, rust ÷ node",
-        "≤ 0.5×",
-        long,
-        p99,
-        |x| x <= 0.5,
-    ));
-    goals.push(versus(
-        "server CPU µs / commit in the shape, rust ÷ node",
-        "≤ 0.5×",
-        long,
-        ShapeRun::cpu_per_commit,
-        |x| x <= 0.5,
-    ));
-    goals.push(match one {
-        Some(runs) => versus(
-            "server user CPU µs / frame, 1 vault × 1000 sockets, rust ÷ node",
-            "≤ 0.75×",
-            runs,
-            ShapeRun::user_per_frame,
-            |x| x <= 0.75,
-        ),
-        None => Goal::new(
-            "server user CPU / frame @1000 sockets",
-            "≤ 0.75×",
-            None,
-            "--no-one-vault",
-        ),
-    });
-    let all = [Some(long), fresh, one].into_iter().flatten();
-    let lost: Vec<String> = all
-        .flat_map(|runs| runs.first())
-        .map(|r| format!("{}/{}/{}", r.lat.missing, r.lat.duplicates, r.lat.reordered))
-        .collect();
-    let complete = [Some(long), fresh, one]
-        .into_iter()
-        .flatten()
-        .all(|runs| runs[0].complete());
-    goals.push(Goal::new(
-        "rust: missing / dup / reordered, every phase",
-        "0 / 0 / 0",
-        Some((lost.join(", "), complete)),
-        "",
-    ));
-    goals
-}
-
-fn rest_goals(runs: &Runs) -> Vec<Goal> {
-    [Call::Post, Call::Get]
-        .iter()
-        .map(|&call| {
-            versus(
-                &format!("{} req/s on one core, rust ÷ node", call.label()),
-                "≥ 1.5×",
-                runs,
-                |r| rest_of(r, call).per_second(),
-                |x| x >= 1.5,
-            )
-        })
-        .collect()
 }

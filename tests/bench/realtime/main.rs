@@ -62,6 +62,7 @@ mod compare;
 mod contig;
 mod fleet;
 mod latency;
+mod pg_watch;
 mod report;
 mod rest;
 mod restload;
@@ -69,11 +70,14 @@ mod seed;
 mod seed_db;
 mod server;
 mod shape;
+mod shape_goals;
 mod shape_nodes;
 mod shape_storm;
+mod sides;
 mod spread;
 mod stats;
 mod storm;
+mod storm_report;
 mod sys;
 mod throughput;
 mod tiers;
@@ -84,14 +88,7 @@ use std::{path::PathBuf, sync::atomic::Ordering, time::Duration};
 use args::{Args, Mode};
 use client::Hub;
 use report::{Goal, Table};
-
-/// A server under test: this project's binary, or the Node peer's launcher.
-#[derive(Clone)]
-pub struct Side {
-    pub name: &'static str,
-    pub bin: PathBuf,
-    pub schema: seed_db::Schema,
-}
+pub use sides::Side;
 
 pub struct Bench {
     pub args: Args,
@@ -125,32 +122,6 @@ impl Bench {
             log: dir.join("server.log"),
             env: self.server_env(),
         }
-    }
-
-    /// This project's server, then the Node peer when `--peer` / `PEER_BIN` names it.
-    pub fn sides(&self) -> Vec<Side> {
-        let mut sides = vec![Side {
-            name: "rust",
-            bin: self.bin.clone(),
-            schema: seed_db::Schema::Ours,
-        }];
-        if let Some(peer) = &self.args.peer {
-            sides.push(Side {
-                name: "node",
-                bin: peer.clone(),
-                schema: seed_db::Schema::Peer,
-            });
-        }
-        sides
-    }
-
-    /// One node of `side` on a fresh SQLite file in `dir`.
-    pub fn side_node(&self, side: &Side, dir: &std::path::Path) -> server::Spec {
-        let mut spec = self.sqlite_node(dir);
-        spec.name = side.name.to_string();
-        spec.bin = side.bin.clone();
-        spec.log = dir.join(format!("{}.log", side.name));
-        spec
     }
 
     /// The users `sockets` sockets sign in as: one with `--one-user`, else `--per-user`

@@ -44,8 +44,15 @@ pub struct Commits {
     pub posts_wall: Duration,
 }
 
-pub async fn run(p: &Spread<'_>, socks: &[Placed], hub: &Hub) -> (Latency, Commits) {
+pub async fn run(p: &Spread<'_>, all: &[Placed], hub: &Hub) -> (Latency, Commits) {
     let w = p.world;
+    // Only sockets whose join was acknowledged are expected to receive anything (a failed
+    // join is reported with the joins).
+    let socks: Vec<&Placed> = all
+        .iter()
+        .filter(|(_, s)| s.state.contig.load(Ordering::Relaxed) >= 0)
+        .collect();
+    let socks = &socks[..];
     let per_vault = socket_counts(socks, w.vaults.len());
     eprintln!(
         "{}: {} commits at {}/s over {} vaults…",
@@ -157,7 +164,7 @@ fn writer(p: &Spread<'_>, v: usize) -> Writer {
     }
 }
 
-pub fn socket_counts(socks: &[Placed], vaults: usize) -> Vec<usize> {
+pub fn socket_counts(socks: &[&Placed], vaults: usize) -> Vec<usize> {
     let mut n = vec![0usize; vaults];
     for (v, _) in socks {
         n[*v] += 1;
@@ -167,7 +174,7 @@ pub fn socket_counts(socks: &[Placed], vaults: usize) -> Vec<usize> {
 
 fn analyse(
     lat: &mut Latency,
-    socks: &[Placed],
+    socks: &[&Placed],
     by_seq: &HashMap<(usize, i64), (usize, Instant)>,
     picks: &[usize],
     per_vault: &[usize],

@@ -1,0 +1,169 @@
+//! What a reconnect storm in the real shape measured on one side, and the table and goals
+//! printed from it.
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::{
+    Outcome,
+    report::{Goal, Table},
+    seed::Shape,
+    stats::{histogram, ms_f, p50_p99_max, pct},
+    sys::Cpu,
+};
+
+#[derive(Default)]
+pub struct StormRun {
+    pub side: String,
+    pub sockets: usize,
+    pub rooms: usize,
+    pub joined: usize,
+    pub ready: Duration,
+    pub commit_failures: Vec<String>,
+    pub caught: Vec<Duration>,
+    pub rejoined: Vec<Duration>,
+    pub refused: BTreeMap<String, usize>,
+    pub duplicates: usize,
+    pub reordered: usize,
+    pub cpu: Cpu,
+    pub cpu_wall: Duration,
+    /// Counters on `/metrics` about replays and log reads (name → value), after the storm.
+    pub replay_metrics: BTreeMap<String, f64>,
+}
+
+impl StormRun {
+    fn caught_pct(&self) -> f64 {
+        100.0 * self.caught.len() as f64 / self.sockets.max(1) as f64
+    }
+
+    fn refused_pct(&self) -> f64 {
+        100.0 * self.refused.values().sum::<usize>() as f64 / self.sockets.max(1) as f64
+    }
+
+    /// Log reads per room, if the server counts them: `syncscript_history_log_reads_total`
+    /// (every label: by joins and by rooms), divided by the rooms that had sockets.
+    fn log_reads_per_room(&self) -> Option<f64> {
+        let reads: Vec<f64> = self
+            .replay_metrics
+            .iter()
+            .filter(|(k, _)| k.contains("log_reads"))
+            .map(|(_, v)| *v)
+            .collect();
+        (!reads.is_empty()).then(|| reads.iter().sum::<f64>() / self.rooms.max(1) as f64)
+    }
+}
+
+/// The storm's table (a column per side), its goals and notes.
+pub fn report(shape: &Shape, runs: &[StormRun], out: &mut Outcome) {
+    let names: Vec<&str> = runs.iter().map(|r| r.side.as_str()).collect();
+    let mut head = vec!["metric".to_string()];
+    head.extend(names.iter().map(|n| n.to_string()));
+    let mut t = Table::new(&format!("reconnect storm, {}", shape.label()), head);
+    let col = |f: &dyn Fn(&StormRun) -> String| runs.iter().map(f).collect::<Vec<_>>();
+    t.row(
+        "sockets joined before",
+        col(&|r| format!("{} of {}", r.joined, r.sockets)),
+    );
+    t.row(
+        "restart → /readyz",
+        col(&|r| format!("{:.0} ms", ms_f(r.ready))),
+    );
+    t.row(
+        "commits failed",
+        col(&|r| r.commit_failures.len().to_string()),
+    );
+    t.row(
+        "restart → rejoin ack p50/p99/max",
+        col(&|r| p50_p99_max(&r.rejoined)),
+    );
+    t.row(
+        "restart → caught up p50/p99/max",
+        col(&|r| p50_p99_max(&r.caught)),
+    );
+    t.row("caught-up histogram", col(&|r| histogram(&r.caught)));
+    t.row("caught up", col(&|r| format!("{:.2} %", r.caught_pct())));
+    t.row(
+        "rejoins refused",
+        col(&|r| format!("{:.2} % {:?}", r.refused_pct(), r.refused)),
+    );
+    t.row(
+        "duplicates / reordered",
+        col(&|r| format!("{} / {}", r.duplicates, r.reordered)),
+    );
+    t.row(
+        "server CPU restart → last catch-up",
+        col(&|r| {
+            format!(
+                "{:.2} s user + {:.2} s sys in {:.1} s",
+                r.cpu.user.as_secs_f64(),
+                r.cpu.system.as_secs_f64(),
+                r.cpu_wall.as_secs_f64()
+            )
+        }),
+    );
+    t.row(
+        "log reads per room (/metrics)",
+        col(&|r| match r.log_reads_per_room() {
+            Some(x) => {
+                let parts: Vec<String> = r
+                    .replay_metrics
+                    .iter()
+                    .filter(|(k, _)| k.contains("log_reads"))
+                    .map(|(k, v)| {
+                        format!(
+                            "{v:.0} {}",
+                            k.split('{').nth(1).unwrap_or(k).trim_end_matches('}')
+                        )
+                    })
+                    .collect();
+                format!("{x:.2} ({} over {} rooms)", parts.join(" + "), r.rooms)
+            }
+            None => "unavailable (no log-read counter on /metrics)".into(),
+        }),
+    );
+    out.tables.push(t);
+    let mine = &runs[0];
+    let p99 = pct(&mine.caught, 99.0);
+    let all = mine.caught.len() == mine.sockets && mine.reordered == 0;
+    out.goals.push(Goal::new(
+        "storm: caught up",
+        "100 %",
+        Some((format!("{:.2} %", mine.caught_pct()), all)),
+        "",
+    ));
+    out.goals.push(Goal::new(
+        "storm: restart → caught up p99",
+        "≤ 2 s",
+        Some((
+            format!("{:.0} ms", ms_f(p99)),
+            all && p99 <= Duration::from_secs(2),
+        )),
+        "",
+    ));
+    out.goals.push(Goal::new(
+        "storm: joins refused",
+        "≤ 1 %",
+        Some((
+            format!("{:.2} %", mine.refused_pct()),
+            mine.refused_pct() <= 1.0,
+        )),
+        "",
+    ));
+    out.goals.push(Goal::new(
+        "storm: log reads per room",
+        "≤ 1.2",
+        mine.log_reads_per_room()
+            .map(|x| (format!("{x:.2}"), x <= 1.2)),
+        "the server exposes no replay / log-read counter on /metrics",
+    ));
+    if let Some(peer) = runs.get(1) {
+        let theirs = pct(&peer.caught, 99.0);
+        out.notes.push(format!(
+            "storm p99 rust ÷ node = {:.0} / {:.0} ms = {:.2}×; server CPU {:.2} / {:.2} s",
+            ms_f(p99),
+            ms_f(theirs),
+            ms_f(p99) / ms_f(theirs).max(1e-9),
+            mine.cpu.total().as_secs_f64(),
+            peer.cpu.total().as_secs_f64()
+        ));
+    }
+    out.ok = runs.iter().all(|r| r.commit_failures.is_empty()) && all;
+}
