@@ -63,7 +63,10 @@ async fn list(
     params(VaultId),
     request_body = AddBody,
     responses(
-        (status = 201, description = "Added", body = MemberBody),
+        (status = 201, description = "Added", body = MemberBody, links(
+            ("changeRole" = (operation_id = "changeMemberRole", parameters(("id" = "$request.path.id"), ("userId" = "$response.body#/member/userId")))),
+            ("remove" = (operation_id = "removeMember", parameters(("id" = "$request.path.id"), ("userId" = "$response.body#/member/userId")))),
+        )),
         (status = 403, description = why::NOT_OWNER),
         (status = 404, description = "No such vault (or the caller is not a member), or no account has this email"),
         (status = 409, description = "That user is already a member"),

@@ -267,3 +267,34 @@ async fn text_with_u0000_is_invalid_input_and_never_an_internal_error() {
     let doc = document(&app).await;
     assert!(!pattern(&doc, "CreateVault", "description").is_match(nul));
 }
+
+#[tokio::test]
+async fn every_documented_link_names_an_operation_and_its_parameters() {
+    let doc = document(&spawn_app().await).await;
+    let mut operations = std::collections::HashMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let params: Vec<&str> = op["parameters"].as_array().map_or(vec![], |ps| {
+                ps.iter().map(|p| p["name"].as_str().unwrap()).collect()
+            });
+            operations.insert(op["operationId"].as_str().unwrap().to_string(), params);
+        }
+    }
+    let mut links = Vec::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"].as_object().unwrap().values() {
+                links.extend(response["links"].as_object().into_iter().flatten());
+            }
+        }
+    }
+    // Adding a member leads to changing its role and removing it.
+    assert!(links.len() >= 2, "{links:?}");
+    for (name, link) in links {
+        let params = &operations[link["operationId"].as_str().unwrap()];
+        for (param, value) in link["parameters"].as_object().unwrap() {
+            assert!(params.contains(&param.as_str()), "{name}: {param}");
+            assert!(value.as_str().unwrap().starts_with('$'), "{name}: {value}");
+        }
+    }
+}
