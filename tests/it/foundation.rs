@@ -223,6 +223,12 @@ fn a_bad_value_is_refused_with_one_line_naming_the_key() {
         ("SYNCSCRIPT_SESSION__TTL", "soon", "session.ttl"),
         ("SYNCSCRIPT_DATABASE__URL", "mysql://x", "database.url"),
         ("SYNCSCRIPT_SERVER__PROT", "1", "prot"),
+        // A budget in MiB by mistake: smaller than one event, it would hold nothing.
+        (
+            "SYNCSCRIPT_REALTIME__HISTORY_BUDGET",
+            "16",
+            "realtime.history_budget",
+        ),
         (
             "SYNCSCRIPT_SERVER__TRUSTED_PROXIES",
             "[\"10.0.0.0/99\"]",
