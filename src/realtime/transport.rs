@@ -89,11 +89,22 @@ pub(super) fn detached(uri: &Uri, headers: &HeaderMap) -> (Uri, HeaderMap) {
     (uri, copy)
 }
 
+impl SocketIoEndpoint {
+    /// Whether a request for `sid` belongs here. While draining, nothing else does: neither a
+    /// new session nor one this node does not know. A balancer that keeps each client on one
+    /// node sends a reconnecting client's requests back here while the node drains; its new
+    /// session lives on the node the refused handshake moved on to, and a 503 moves these
+    /// requests there too, where a 400 (unknown session) would fail it until this node exits.
+    fn serves(&self, sid: Option<Sid>) -> bool {
+        sid.is_some_and(|sid| self.links.get(sid).is_some())
+    }
+}
+
 impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        if self.drain.is_draining() && session_of(req.uri()).is_none() {
+        if self.drain.is_draining() && !self.serves(session_of(req.uri())) {
             // A 503, not a Socket.IO refusal: a balancer retries it on another node, and
             // clients count it as a failed attempt and reconnect later.
             return Ok(AppError::Unavailable.into_response());

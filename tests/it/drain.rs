@@ -82,6 +82,47 @@ async fn a_draining_node_fails_readiness_and_refuses_new_sessions_on_both_transp
 }
 
 #[tokio::test]
+async fn a_draining_node_refuses_requests_of_sessions_it_does_not_have_with_503() {
+    // Behind a balancer that keeps a client on one node, a client whose socket the drain
+    // closed reconnects: its handshake moves on from the draining node (503), but its next
+    // requests hash back here. Its session lives on the other node, so they must move on too.
+    let app = spawn_app_with(SLOW_DRAIN).await;
+    let elsewhere = spawn_app().await;
+    let owner = app.login(OWNER).await;
+    let moved = PollingClient::open(&elsewhere, None, None).await;
+    let url = app.url(&format!(
+        "/socket.io/?EIO=4&transport=polling&sid={}",
+        moved.sid
+    ));
+    let unknown = owner.http.get(&url).send().await.unwrap();
+    assert_eq!(
+        unknown.status(),
+        StatusCode::BAD_REQUEST,
+        "not draining: unknown session"
+    );
+    let here = polling_connected(&app, &owner).await;
+
+    app.state.drain.begin();
+
+    let poll = owner.http.get(&url).send().await.unwrap();
+    assert_eq!(
+        poll.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a poll moves on"
+    );
+    let post = owner.http.post(&url).body("40").send().await.unwrap();
+    assert_eq!(
+        post.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a post moves on"
+    );
+    assert!(
+        here.send("2").await.is_success(),
+        "a session of its own still posts"
+    );
+}
+
+#[tokio::test]
 async fn a_drain_closes_websockets_at_the_transport_without_a_close_or_disconnect_packet() {
     let app = spawn_app_with(&[("SYNCSCRIPT_SERVER__DRAIN_PERIOD", "1s")]).await;
     let vault = app.demo_vault().await;

@@ -193,6 +193,7 @@ describe('a rolling restart of three nodes behind the README nginx config', { sk
     // Each node closes its sockets spread over the drain period, not in one instant (a node
     // that closed them all at once would show a span near 0).
     const spreads = [];
+    let backBeforeExit = 0;
     for (const drain of drains) {
       const times = reports.flatMap(({ report }) => report.disconnects.map((d) => d.at))
         .filter((t) => t >= drain.from && t <= drain.to);
@@ -204,11 +205,17 @@ describe('a rolling restart of three nodes behind the README nginx config', { sk
       if (times.length >= 2) {
         const span = Math.round(Math.max(...times) - Math.min(...times));
         spreads.push(`node ${drain.node}: ${times.length} over ${span} ms, ${back} back before it exited`);
+        backBeforeExit += back;
         assert.ok(span >= DRAIN_MS / 4, `node ${drain.node}'s ${times.length} disconnects spread over ${span} ms`);
       }
     }
     assert.ok(spreads.length > 0, 'some drained node had several clients to close');
     console.log(`disconnects while each node drained (drain_period ${DRAIN_MS} ms): ${spreads.join('; ')}`);
+    // Reconnections spread too: a client closed early in a drain is back, on another node,
+    // while its old node still drains (were they refused there until it exited, every client
+    // of the node would come back in one instant).
+    assert.ok(backBeforeExit >= spreads.length,
+      `clients are back while their node drains (${backBeforeExit} over ${spreads.length} drains)`);
 
     for (const family of Object.keys(CLIENTS)) {
       const mine = reports.filter(({ client }) => client.family === family).map(({ report }) => report);
