@@ -5,7 +5,8 @@
 // /proc and the history metrics from /metrics.
 //
 //   SYNCSCRIPT_BIN=$PWD/target/release/syncscript node tests/node/bench-history.mjs
-//   env: VAULTS (200), EVENTS (300), SINCE (unset: plain joins), FILLED (a file to keep the
+//   env: VAULTS (200), EVENTS (300), PER_VAULT (1 socket), SINCE (unset: plain joins) or
+//   BEHIND (since = EVENTS - BEHIND: a reconnect storm's shape), FILLED (a file to keep the
 //   filled SQLite database in and start from on later runs), and any SYNCSCRIPT_… setting.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +16,9 @@ import { api, login, startServer } from './helpers.mjs';
 
 const VAULTS = Number(process.env.VAULTS ?? 200);
 const EVENTS = Number(process.env.EVENTS ?? 300);
-const SINCE = process.env.SINCE === undefined ? undefined : Number(process.env.SINCE);
+const PER_VAULT = Number(process.env.PER_VAULT ?? 1);
+const SINCE = process.env.BEHIND !== undefined ? EVENTS - Number(process.env.BEHIND)
+  : process.env.SINCE === undefined ? undefined : Number(process.env.SINCE);
 const FILLED = process.env.FILLED;
 
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
@@ -57,7 +60,7 @@ async function fill(server, cookie) {
 }
 
 const server = await startServer({
-  SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER: String(VAULTS + 10),
+  SYNCSCRIPT_REALTIME__MAX_SOCKETS_PER_USER: String(VAULTS * PER_VAULT + 10),
   SYNCSCRIPT_LOG__LEVEL: 'warn',
 });
 try {
@@ -79,7 +82,9 @@ try {
   const vaults = body.vaults.filter((v) => v.name.startsWith('Vault ')).map((v) => v.id);
   if (vaults.length !== VAULTS) throw new Error(`${vaults.length} vaults, not ${VAULTS}`);
   const sockets = [];
-  await pool(VAULTS, 32, async (i) => {
+  // A vault's sockets join one after the other, so that they are in flight together.
+  await pool(VAULTS * PER_VAULT, 32, async (k) => {
+    const i = Math.floor(k / PER_VAULT);
     const socket = io(server.baseUrl, { transports: ['websocket'], extraHeaders: { cookie }, reconnection: false });
     sockets.push(socket);
     let replayed = 0;
@@ -98,11 +103,14 @@ try {
   const pick = (prefix) => metrics.split('\n').filter((l) => l.startsWith(prefix)).join('; ');
   console.log(JSON.stringify({
     vaults: VAULTS,
+    perVault: PER_VAULT,
     events: EVENTS,
     since: SINCE ?? null,
     rssBeforeKb: before,
     rssAfterKb: after,
-    perSocketKb: Number(((after - before) / VAULTS).toFixed(1)),
+    perSocketKb: Number(((after - before) / (VAULTS * PER_VAULT)).toFixed(1)),
+    logReadsPerRoom: Number((metrics.split('\n').filter((l) => l.startsWith('syncscript_history_log_reads_total'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0) / VAULTS).toFixed(2)),
     history: pick('syncscript_history_') || '(no history metrics)',
   }));
   for (const socket of sockets) socket.close();
