@@ -29,13 +29,14 @@ impl CurrentUser {
 pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<CurrentUser> {
     let token = session_token(headers, &state.settings.session.cookie_name)
         .ok_or(AppError::Unauthorized("Authentication required"))?;
-    let (session, user) = sessions::authenticate(&state.db, &token, state.lifetimes())
-        .await?
-        .ok_or(AppError::Unauthorized("Session expired or revoked"))?;
+    let known =
+        sessions::authenticate_cached(&state.db, &state.sessions, &token, state.lifetimes())
+            .await?
+            .ok_or(AppError::Unauthorized("Session expired or revoked"))?;
     Ok(CurrentUser {
-        user: dto::User::from(&user),
-        session_id: session.id,
-        expires_at: session.expires_at,
+        user: known.user,
+        session_id: known.session_id,
+        expires_at: known.expires_at,
     })
 }
 

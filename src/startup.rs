@@ -76,7 +76,8 @@ impl Application {
         let addr = listener.local_addr()?;
         let (svc, io) = realtime::build(&settings.realtime);
         let metrics = Arc::new(Metrics::new());
-        let (bus, heard) = Bus::start(&db).await?;
+        let sessions = sessions::SessionCache::listening();
+        let (bus, heard) = Bus::start(&db, sessions.clone()).await?;
         let stop = CancellationToken::new();
         let cluster = Cluster::join(db.clone(), bus.clone(), stop.clone())
             .await
@@ -107,6 +108,7 @@ impl Application {
             ),
             settings,
             db,
+            sessions,
             passwords,
             io,
             rooms,

@@ -6,7 +6,11 @@ use socketioxide::SocketIo;
 
 use crate::{
     api::throttle::LoginThrottle,
-    domain::{passwords::Passwords, sessions::Lifetimes, tx::TxFactory},
+    domain::{
+        passwords::Passwords,
+        sessions::{Lifetimes, SessionCache},
+        tx::TxFactory,
+    },
     drain::Drain,
     error::Result,
     metrics::Metrics,
@@ -20,6 +24,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub db: DatabaseConnection,
+    /// Sessions already read, answered without the database while the bus allows it.
+    pub sessions: SessionCache,
     pub tx: TxFactory,
     pub passwords: Passwords,
     pub throttle: LoginThrottle,

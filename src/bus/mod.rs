@@ -9,13 +9,21 @@
 //! Either way the event log stays the truth: a notice too large for NOTIFY arrives as a
 //! [`Heard::Hint`], and a listener that lost its connection says [`Heard::Lost`]; the relay
 //! then reads what it missed from the log.
+//!
+//! Ended sessions reach this node's [`SessionCache`] from here, before anything else hears
+//! of them: at commit on the node that ended them, and as soon as each listener hears the
+//! notice. A listener that lost its connection makes the cache forget everything and trust
+//! nothing until it listens again, since the notices it missed are gone.
 mod postgres;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{cluster::PresenceChange, domain::events::Notice};
+use crate::{
+    cluster::PresenceChange,
+    domain::{events::Notice, sessions::SessionCache},
+};
 
 /// What this node hears.
 #[derive(Debug)]
@@ -33,7 +41,13 @@ pub enum Heard {
 }
 
 #[derive(Clone)]
-pub enum Bus {
+pub struct Bus {
+    kind: Kind,
+    sessions: SessionCache,
+}
+
+#[derive(Clone)]
+enum Kind {
     Local(mpsc::UnboundedSender<Heard>),
     Postgres,
 }
@@ -43,14 +57,17 @@ impl Bus {
     /// listening when this returns, so nothing committed afterwards can be missed.
     pub async fn start(
         db: &DatabaseConnection,
+        sessions: SessionCache,
     ) -> Result<(Self, mpsc::UnboundedReceiver<Heard>), DbErr> {
         let (tx, rx) = mpsc::unbounded_channel();
-        if db.get_database_backend() == DbBackend::Postgres {
-            postgres::listen(db.get_postgres_connection_pool().clone(), tx).await?;
-            Ok((Self::Postgres, rx))
+        let kind = if db.get_database_backend() == DbBackend::Postgres {
+            let pool = db.get_postgres_connection_pool().clone();
+            postgres::listen(pool, tx, sessions.clone()).await?;
+            Kind::Postgres
         } else {
-            Ok((Self::Local(tx), rx))
-        }
+            Kind::Local(tx)
+        };
+        Ok((Self { kind, sessions }, rx))
     }
 
     /// Runs inside the transaction, just before `COMMIT`.
@@ -59,9 +76,9 @@ impl Bus {
         txn: &DatabaseTransaction,
         notices: &[Notice],
     ) -> Result<(), DbErr> {
-        match self {
-            Self::Local(_) => Ok(()),
-            Self::Postgres => postgres::announce(txn, notices).await,
+        match &self.kind {
+            Kind::Local(_) => Ok(()),
+            Kind::Postgres => postgres::announce(txn, notices).await,
         }
     }
 
@@ -71,15 +88,20 @@ impl Bus {
         txn: &DatabaseTransaction,
         changes: &[PresenceChange],
     ) -> Result<(), DbErr> {
-        match self {
-            Self::Local(_) => Ok(()),
-            Self::Postgres => postgres::announce_presence(txn, changes).await,
+        match &self.kind {
+            Kind::Local(_) => Ok(()),
+            Kind::Postgres => postgres::announce_presence(txn, changes).await,
         }
     }
 
-    /// Runs right after a successful `COMMIT`.
+    /// Runs right after a successful `COMMIT`, before the caller hears that it committed.
     pub fn committed(&self, notices: Vec<Notice>) {
-        if let Self::Local(tx) = self {
+        for notice in &notices {
+            if let Notice::SessionEnded(id, _) = notice {
+                self.sessions.forget(*id);
+            }
+        }
+        if let Kind::Local(tx) = &self.kind {
             for notice in notices {
                 let _ = tx.send(Heard::Notice(notice));
             }

@@ -14,6 +14,7 @@ use crate::{
     domain::{
         events::{Event, EventKind, Notice},
         sessions::EndReason,
+        sessions::SessionCache,
     },
 };
 
@@ -151,44 +152,77 @@ async fn connect(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, sqlx
 pub(super) async fn listen(
     pool: sqlx::PgPool,
     out: mpsc::UnboundedSender<Heard>,
+    sessions: SessionCache,
 ) -> Result<(), DbErr> {
-    let mut listener = connect(&pool)
+    let listener = connect(&pool)
         .await
         .map_err(|e| DbErr::Custom(format!("cannot listen for events: {e}")))?;
-    tokio::spawn(async move {
-        loop {
-            let heard = tokio::select! {
-                next = listener.try_recv() => match next {
-                    Ok(Some(notification)) => match decode(notification.payload()) {
-                        Some(heard) => heard,
-                        None => {
-                            tracing::warn!("unreadable notification ignored");
-                            continue;
-                        }
-                    },
-                    // The connection was lost (sqlx reconnects on the next call): whatever was
-                    // committed meanwhile went unheard.
-                    Ok(None) => Heard::Lost,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event listener failed; reconnecting");
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                        if let Ok(fresh) = connect(&pool).await {
-                            listener = fresh;
-                        }
-                        Heard::Lost
-                    }
-                },
-                _ = out.closed() => return,
-            };
-            if matches!(heard, Heard::Lost) {
-                tracing::warn!("event listener reconnected; catching up from the log");
-            }
-            if out.send(heard).is_err() {
-                return;
-            }
-        }
-    });
+    tokio::spawn(relay(listener, pool, out, sessions));
     Ok(())
+}
+
+/// Ended sessions are forgotten by `sessions` as soon as they are heard. A lost connection
+/// makes it deaf until a new one listens; only then does the node hear [`Heard::Lost`] and
+/// catch up, so that nothing committed after its catch-up read can go unheard.
+async fn relay(
+    mut listener: sqlx::postgres::PgListener,
+    pool: sqlx::PgPool,
+    out: mpsc::UnboundedSender<Heard>,
+    sessions: SessionCache,
+) {
+    loop {
+        let next = tokio::select! {
+            next = listener.try_recv() => next,
+            _ = out.closed() => return,
+        };
+        let heard = match next {
+            Ok(Some(notification)) => match decode(notification.payload()) {
+                Some(heard) => heard,
+                None => {
+                    tracing::warn!("unreadable notification ignored");
+                    continue;
+                }
+            },
+            // The connection was lost (`Ok(None)`) or failed: whatever was committed
+            // meanwhile went unheard.
+            lost => {
+                if let Err(e) = lost {
+                    tracing::warn!(error = %e, "event listener failed");
+                }
+                sessions.deaf();
+                let Some(fresh) = reconnect(&pool, &out).await else {
+                    return;
+                };
+                listener = fresh;
+                sessions.listen_again();
+                tracing::warn!("event listener reconnected; catching up from the log");
+                Heard::Lost
+            }
+        };
+        if let Heard::Notice(Notice::SessionEnded(id, _)) = &heard {
+            sessions.forget(*id);
+        }
+        if out.send(heard).is_err() {
+            return;
+        }
+    }
+}
+
+/// A new listening connection, tried every 250 ms until one listens (or nobody hears).
+async fn reconnect(
+    pool: &sqlx::PgPool,
+    out: &mpsc::UnboundedSender<Heard>,
+) -> Option<sqlx::postgres::PgListener> {
+    loop {
+        match connect(pool).await {
+            Ok(listener) => return Some(listener),
+            Err(e) if !out.is_closed() => {
+                tracing::warn!(error = %e, "event listener cannot reconnect yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]

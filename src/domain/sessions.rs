@@ -1,5 +1,7 @@
 //! Server-side sessions. The cookie carries a random 256-bit token; the database keeps only its
-//! SHA-256. Expiry slides with use up to an absolute lifetime.
+//! SHA-256. Expiry slides with use up to an absolute lifetime. Live sessions already read are
+//! answered from [`cache`] while the bus guarantees that none of them has ended.
+pub mod cache;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,8 +13,9 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::now;
+use super::{dto, now};
 use crate::error::Result;
+pub use cache::SessionCache;
 use entities::{sessions, users};
 
 /// Why a session's sockets are sent away: the `reason` of `session:ended` (CONTRACT §7).
@@ -52,7 +55,7 @@ pub struct Lifetimes {
 impl Lifetimes {
     /// A tenth of the sliding lifetime, at most a minute: a session in use never comes
     /// closer than that to its expiry.
-    fn renew_every(&self) -> chrono::Duration {
+    pub fn renew_every(&self) -> chrono::Duration {
         let tenth = chrono::Duration::from_std(self.ttl / 10).unwrap_or(chrono::Duration::MAX);
         tenth.min(chrono::Duration::seconds(60))
     }
@@ -138,6 +141,33 @@ pub async fn authenticate(
         session.last_seen_at = at;
     }
     Ok(Some((session, user)))
+}
+
+/// [`authenticate`], answered from `cache` when the session was read before, is still live and
+/// is not due for renewal.
+pub async fn authenticate_cached(
+    db: &impl ConnectionTrait,
+    cache: &SessionCache,
+    token: &str,
+    life: Lifetimes,
+) -> Result<Option<cache::Known>> {
+    let key = cache::key(token);
+    if let Some(known) = cache.get(&key, now(), life.renew_every()) {
+        return Ok(Some(known));
+    }
+    // Taken before the read: a logout heard meanwhile keeps what the read saw out of the cache.
+    let ticket = cache.ticket();
+    let Some((session, user)) = authenticate(db, token, life).await? else {
+        return Ok(None);
+    };
+    let known = cache::Known {
+        session_id: session.id,
+        user: dto::User::from(&user),
+        expires_at: session.expires_at,
+        last_seen_at: session.last_seen_at,
+    };
+    cache.keep(ticket, key, known.clone());
+    Ok(Some(known))
 }
 
 pub async fn delete(db: &impl ConnectionTrait, session_id: Uuid) -> Result<()> {

@@ -15,6 +15,7 @@ mod multinode;
 mod openapi;
 mod pages;
 mod realtime;
+mod session_cache;
 mod shutdown;
 mod sources;
 mod vaults;
