@@ -1,9 +1,13 @@
 //! The permission matrix of CONTRACT §4, checked against the database on every call (roles are
 //! never cached). A non-member is told the vault does not exist.
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::{
+    ActiveEnum, ConnectionTrait, EntityTrait,
+    prelude::Expr,
+    sea_query::{ExprTrait, Query, QueryStatementBuilder},
+};
 use uuid::Uuid;
 
-use super::Role;
+use super::{Role, Tx};
 use crate::error::{AppError, Result};
 use entities::{memberships, vaults};
 
@@ -60,6 +64,49 @@ pub async fn require(
         .ok_or(AppError::NotFound("Vault not found"))?;
     if allows(role, action) {
         Ok(role)
+    } else {
+        Err(AppError::Forbidden("Insufficient permissions"))
+    }
+}
+
+/// Takes the vault's next `seq` and checks the caller's role in one statement: the `UPDATE`
+/// that bumps the vault's `last_seq` (locking its row until commit, which serializes writers
+/// per vault and orders their commits) returns the caller's role beside the new `seq`. Errors
+/// as [`require`]; a refused write rolls the bump back with its transaction.
+pub async fn next_seq_requiring(
+    tx: &Tx,
+    vault_id: Uuid,
+    user_id: Uuid,
+    action: Action,
+) -> Result<(i64, Role)> {
+    use memberships::Column as M;
+    let role = Query::select()
+        .column(M::Role)
+        .from(memberships::Entity)
+        .and_where(Expr::col((memberships::Entity, M::VaultId)).eq(vault_id))
+        .and_where(Expr::col((memberships::Entity, M::UserId)).eq(user_id))
+        .to_owned();
+    let mut update = Query::update();
+    update
+        .table(vaults::Entity)
+        .value(
+            vaults::Column::LastSeq,
+            Expr::col(vaults::Column::LastSeq).add(1),
+        )
+        .and_where(Expr::col(vaults::Column::Id).eq(vault_id))
+        .returning(Query::returning().exprs([
+            Expr::col(vaults::Column::LastSeq),
+            Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
+        ]));
+    let not_found = || AppError::NotFound("Vault not found");
+    let row = tx.query_one(&update).await?.ok_or_else(not_found)?;
+    let seq = row.try_get_by_index::<i64>(0)?;
+    let role = row
+        .try_get_by_index::<Option<String>>(1)?
+        .and_then(|r| Role::try_from_value(&r).ok())
+        .ok_or_else(not_found)?;
+    if allows(role, action) {
+        Ok((seq, role))
     } else {
         Err(AppError::Forbidden("Insufficient permissions"))
     }

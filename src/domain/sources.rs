@@ -1,8 +1,10 @@
 //! Sources: the documents of a vault. Listing pages by the `seq` of each source's creation
 //! event, newest first, which stays stable while new sources arrive.
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, prelude::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    prelude::Expr,
+    sea_query::{ExprTrait, Query},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -141,8 +143,18 @@ pub async fn list(
     limit: u64,
     cursor: Option<i64>,
 ) -> Result<Page> {
-    access::require(db, vault_id, actor.user_id, Action::Read).await?;
-    let mut query = sources::Entity::find().filter(sources::Column::VaultId.eq(vault_id));
+    // The membership is checked inside the page's own query; only an empty page asks again,
+    // to tell a vault without sources from one the caller cannot see.
+    use entities::memberships::{Column as M, Entity as Memberships};
+    let member = Query::select()
+        .expr(Expr::val(1))
+        .from(Memberships)
+        .and_where(Expr::col((Memberships, M::VaultId)).eq(vault_id))
+        .and_where(Expr::col((Memberships, M::UserId)).eq(actor.user_id))
+        .to_owned();
+    let mut query = sources::Entity::find()
+        .filter(sources::Column::VaultId.eq(vault_id))
+        .filter(Expr::exists(member));
     if let Some(before) = cursor {
         query = query.filter(sources::Column::CreatedSeq.lt(before));
     }
@@ -151,6 +163,9 @@ pub async fn list(
         .limit(limit + 1)
         .all(db)
         .await?;
+    if rows.is_empty() {
+        access::require(db, vault_id, actor.user_id, Action::Read).await?;
+    }
     let next_cursor = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|s| encode_cursor(s.created_seq))
@@ -177,8 +192,8 @@ pub async fn create(
     vault_id: Uuid,
     new: NewSource,
 ) -> Result<dto::Source> {
-    let seq = events::next_seq(tx, vault_id).await?;
-    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources).await?;
+    let (seq, role) =
+        access::next_seq_requiring(tx, vault_id, actor.user_id, Action::WriteSources).await?;
     let at = now();
     let model = sources::Model {
         id: Uuid::new_v4(),
@@ -262,8 +277,7 @@ async fn lock_for_write(
     source_id: Uuid,
 ) -> Result<(sources::Model, i64, super::Role)> {
     let vault_id = find(&**tx, source_id).await?.vault_id;
-    let seq = events::next_seq(tx, vault_id).await?;
-    let role = access::require(&**tx, vault_id, actor.user_id, Action::WriteSources)
+    let (seq, role) = access::next_seq_requiring(tx, vault_id, actor.user_id, Action::WriteSources)
         .await
         .map_err(hide_vault)?;
     Ok((find(&**tx, source_id).await?, seq, role))
