@@ -21,6 +21,9 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
         std::fs::create_dir_all(dir)
             .map_err(|e| sea_orm::DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
+    if sqlite_path(&cfg.url).is_some() {
+        sqlite_without_memory_statistics();
+    }
     let mut opts = ConnectOptions::new(cfg.url.clone());
     opts.max_connections(cfg.max_connections)
         .min_connections(1)
@@ -45,6 +48,19 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
     let db = Database::connect(opts).await?;
     tracing::info!(database = %redact_url(&cfg.url), backend = ?db.get_database_backend(), "database connected");
     Ok(db)
+}
+
+/// SQLite keeps memory statistics by default, which takes one process-wide mutex around every
+/// allocation it makes (each value of each row sqlx reads is copied out with one): measured,
+/// 8% of a `GET` of sources. Nothing here reads them. The setting only takes before SQLite
+/// initializes, so this runs once, before the first connection; later it is refused, harmlessly.
+fn sqlite_without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use libsqlite3_sys::{SQLITE_CONFIG_MEMSTATUS, sqlite3_config};
+        // SAFETY: MEMSTATUS takes one int; no other thread uses SQLite before the first connect.
+        let _ = unsafe { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
+    });
 }
 
 /// Turns on SQLite's query planner stability guarantee for one connection. Without it, a
