@@ -55,7 +55,7 @@ async function fill(server, cookie) {
     WITH RECURSIVE n(k) AS (SELECT 2 UNION ALL SELECT k + 1 FROM n WHERE k < ${EVENTS})
     INSERT INTO events (vault_id, seq, event_type, actor_id, payload, created_at)
       SELECT e.vault_id, n.k, e.event_type, e.actor_id, json_set(e.payload, '$.seq', n.k), e.created_at
-      FROM events e, n WHERE e.seq = 1 AND e.event_type = 'source:created';
+      FROM events e, n WHERE e.seq = 1 AND e.event_type = 'source:created' AND n.k <= ${EVENTS};
     UPDATE vaults SET last_seq = ${EVENTS} WHERE last_seq = 1;`]);
 }
 
