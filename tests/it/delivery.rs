@@ -194,11 +194,17 @@ async fn a_replay_survives_an_upgrade_from_polling_to_websocket_in_its_middle() 
     let mut ws = SocketClient::dial(app.addr, dial).await.expect("upgrade");
     upgraded.store(true, std::sync::atomic::Ordering::SeqCst);
     let (during, _) = replay_order(&poller.await.unwrap());
-    let rest = ws.drain(Duration::from_secs(1)).await;
+    // Until the join's end, however long a loaded machine takes: the replay's pages come as
+    // fast as the server gets to them, and a fixed window cut them off mid-replay under load.
+    let rest = ws.until("vault:joined", Duration::from_secs(30)).await;
     let mut seqs = polled;
     seqs.extend(during);
     seqs.extend(seqs_of(&rest));
     assert_eq!(firsts(&seqs), (1..=900).collect::<Vec<_>>());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ws.arrivals().iter().any(|n| n == "ack") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let arrivals = ws.arrivals();
     let joined = arrivals.iter().position(|n| n == "vault:joined");
     let ack = arrivals.iter().position(|n| n == "ack");

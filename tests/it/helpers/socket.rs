@@ -369,6 +369,25 @@ impl SocketClient {
         all
     }
 
+    /// Every event received up to and including the first named `name`, in order; panics if
+    /// none comes within `within` (a deadline for a stuck server, not a measure of speed).
+    pub async fn until(&mut self, name: &str, within: Duration) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut all = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(ev)) => {
+                    let last = ev.0 == name;
+                    all.push(ev);
+                    if last {
+                        return all;
+                    }
+                }
+                _ => panic!("no `{name}` within {within:?} after {} events", all.len()),
+            }
+        }
+    }
+
     /// The `seq` of every source event received within `within`, in order.
     pub async fn source_seqs(&mut self, within: Duration) -> Vec<i64> {
         self.drain(within)
