@@ -59,9 +59,13 @@ pub async fn require(
     user_id: Uuid,
     action: Action,
 ) -> Result<Role> {
-    let role = role_of(db, vault_id, user_id)
-        .await?
-        .ok_or(AppError::NotFound("Vault not found"))?;
+    permitted(role_of(db, vault_id, user_id).await?, action)
+}
+
+/// `role` if it may perform `action`: `NOT_FOUND` for no role (not a member), `FORBIDDEN` for
+/// one that does not allow it.
+fn permitted(role: Option<Role>, action: Action) -> Result<Role> {
+    let role = role.ok_or(AppError::NotFound("Vault not found"))?;
     if allows(role, action) {
         Ok(role)
     } else {
@@ -86,30 +90,20 @@ pub async fn next_seq_requiring(
         .and_where(Expr::col((memberships::Entity, M::VaultId)).eq(vault_id))
         .and_where(Expr::col((memberships::Entity, M::UserId)).eq(user_id))
         .to_owned();
-    let mut update = Query::update();
-    update
-        .table(vaults::Entity)
-        .value(
-            vaults::Column::LastSeq,
-            Expr::col(vaults::Column::LastSeq).add(1),
-        )
-        .and_where(Expr::col(vaults::Column::Id).eq(vault_id))
-        .returning(Query::returning().exprs([
-            Expr::col(vaults::Column::LastSeq),
-            Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
-        ]));
-    let not_found = || AppError::NotFound("Vault not found");
-    let row = tx.query_one(&update).await?.ok_or_else(not_found)?;
+    let mut update = super::events::seq_bump(vault_id);
+    update.returning(Query::returning().exprs([
+        Expr::col(vaults::Column::LastSeq),
+        Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
+    ]));
+    let row = tx
+        .query_one(&update)
+        .await?
+        .ok_or(AppError::NotFound("Vault not found"))?;
     let seq = row.try_get_by_index::<i64>(0)?;
     let role = row
         .try_get_by_index::<Option<String>>(1)?
-        .and_then(|r| Role::try_from_value(&r).ok())
-        .ok_or_else(not_found)?;
-    if allows(role, action) {
-        Ok((seq, role))
-    } else {
-        Err(AppError::Forbidden("Insufficient permissions"))
-    }
+        .and_then(|r| Role::try_from_value(&r).ok());
+    Ok((seq, permitted(role, action)?))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveValue::Set,
     ConnectionTrait, EntityTrait,
     prelude::Expr,
-    sea_query::{ExprTrait, Query},
+    sea_query::{ExprTrait, Query, UpdateStatement},
 };
 use serde_json::{Value, json, value::RawValue};
 use uuid::Uuid;
@@ -113,6 +113,17 @@ pub enum Notice {
 /// Takes the next `seq` of a vault. The `UPDATE` locks the vault row until commit, which
 /// serializes writers per vault (and so orders their commits); a rollback gives it back.
 pub async fn next_seq(tx: &Tx, vault_id: Uuid) -> Result<i64> {
+    let mut update = seq_bump(vault_id);
+    update.returning_col(vaults::Column::LastSeq);
+    let row = tx.query_one(&update).await?;
+    match row {
+        Some(row) => Ok(row.try_get_by_index::<i64>(0)?),
+        None => Err(AppError::NotFound("Vault not found")),
+    }
+}
+
+/// `UPDATE vaults SET last_seq = last_seq + 1` for one vault, without its `RETURNING`.
+pub(super) fn seq_bump(vault_id: Uuid) -> UpdateStatement {
     let mut update = Query::update();
     update
         .table(vaults::Entity)
@@ -120,13 +131,8 @@ pub async fn next_seq(tx: &Tx, vault_id: Uuid) -> Result<i64> {
             vaults::Column::LastSeq,
             Expr::col(vaults::Column::LastSeq).add(1),
         )
-        .and_where(Expr::col(vaults::Column::Id).eq(vault_id))
-        .returning_col(vaults::Column::LastSeq);
-    let row = tx.query_one(&update).await?;
-    match row {
-        Some(row) => Ok(row.try_get_by_index::<i64>(0)?),
-        None => Err(AppError::NotFound("Vault not found")),
-    }
+        .and_where(Expr::col(vaults::Column::Id).eq(vault_id));
+    update
 }
 
 /// What an event is about, besides its kind: the member for `member:*` events and the
