@@ -49,6 +49,8 @@ pub struct Args {
     pub rest: bool,
     pub rest_secs: f64,
     pub rest_conns: usize,
+    /// The long-log shape, the first phase of `--shape` (off with `--only-one-vault`).
+    pub long: bool,
     pub fresh: bool,
     pub one_vault: bool,
     /// `--shape --nodes`: offered commit rates, ascending, `--step-secs` each.
@@ -91,6 +93,7 @@ impl Default for Args {
             rest: true,
             rest_secs: 10.0,
             rest_conns: 32,
+            long: true,
             fresh: true,
             one_vault: true,
             rates: vec![100, 200, 400, 800, 1600, 3200],
@@ -198,6 +201,10 @@ pub fn parse() -> Args {
             "--rest-conns" => args.rest_conns = num(&value()).max(1),
             "--no-fresh" => args.fresh = false,
             "--no-one-vault" => args.one_vault = false,
+            "--only-one-vault" => {
+                (args.long, args.fresh, args.rest) = (false, false, false);
+                args.one_vault = true;
+            }
             "--rates" => args.rates = list(&value()),
             "--step-secs" => args.step_secs = float(&value()),
             "--bench" => {}

@@ -51,7 +51,10 @@ pub async fn run(b: &Bench) -> Outcome {
         out.ok = runs.iter().all(rest_ok);
         return out;
     }
-    let mut phases: Vec<(Shape, f64, bool)> = vec![(long, a.commit_rate, true)];
+    let mut phases: Vec<(Shape, f64, bool)> = Vec::new();
+    if a.long {
+        phases.push((long, a.commit_rate, true));
+    }
     if a.fresh {
         phases.push((Shape { events: 1, ..long }, a.commit_rate, false));
     }
@@ -81,14 +84,18 @@ pub async fn run(b: &Bench) -> Outcome {
         out.tables.push(shape_table(&shape, rate, &names, &runs));
         results.push((shape, runs));
     }
-    if a.rest {
-        out.tables.push(rest_table(&names, &results[0].1));
-    }
-    let fresh = a.fresh.then(|| &results[1].1);
     let one = results.iter().find(|(s, _)| s.vaults == 1).map(|(_, r)| r);
-    out.goals = shape_goals::shape(&results[0].1, fresh, one);
-    if a.rest {
-        out.goals.extend(shape_goals::rest(&results[0].1));
+    if a.long {
+        if a.rest {
+            out.tables.push(rest_table(&names, &results[0].1));
+        }
+        let fresh = a.fresh.then(|| &results[1].1);
+        out.goals = shape_goals::shape(&results[0].1, fresh, one);
+        if a.rest {
+            out.goals.extend(shape_goals::rest(&results[0].1));
+        }
+    } else {
+        out.goals = one.map(shape_goals::one_vault).into_iter().collect();
     }
     out.notes.push(
         "the bench's client speaks WebSocket only (no long-polling, no upgrade): socket.io-client \

@@ -25,7 +25,8 @@
 //! Real-shape flags: `--vaults V` (1000), `--per-vault S` (5 sockets, distinct users),
 //! `--log E` (300 events per vault), `--commit-rate R` (100/s, spread over the vaults) for
 //! `--commit-secs` (20); `--peer PATH` (or `PEER_BIN`); `--rest-secs` (10), `--rest-conns`
-//! (32), `--no-rest`, `--no-fresh`, `--no-one-vault` (its rate is `--cpu-rate`);
+//! (32), `--no-rest`, `--no-fresh`, `--no-one-vault` (its rate is `--cpu-rate`),
+//! `--only-one-vault` (that phase alone: server CPU per frame, fan-out work);
 //! `--rates 100,200,…` and `--step-secs` (10) for `--shape --nodes`.
 //!
 //! Flags (cargo's own `--bench` is ignored):
