@@ -1,18 +1,37 @@
 //! Connecting to SQLite or PostgreSQL, applying migrations, and opening write transactions.
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait, sqlx,
-};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
 
 use crate::settings::{DatabaseSettings, redact_url};
 
+mod wal;
+mod writer;
+
+pub use wal::{WalFull, spawn_checkpointer};
+pub use writer::{Writer, WriterGuard};
+
 /// Connects; SQLite runs in WAL mode with foreign keys on and a busy timeout, and its file's
-/// folder is created on first run.
+/// folder is created on first run. SQLite checkpoints inside commits, as it does by default:
+/// for short-lived commands.
 pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    open(cfg, None).await
+}
+
+/// Connects for serving: on SQLite, commits leave checkpoints to a task (see [`wal`]); the
+/// returned notice is for [`spawn_checkpointer`], which the caller runs for as long as it serves.
+pub async fn connect_serving(
+    cfg: &DatabaseSettings,
+) -> Result<(DatabaseConnection, Option<&'static WalFull>), sea_orm::DbErr> {
+    let full = sqlite_path(&cfg.url).is_some().then(WalFull::leak);
+    Ok((open(cfg, full).await?, full))
+}
+
+async fn open(
+    cfg: &DatabaseSettings,
+    wal_full: Option<&'static WalFull>,
+) -> Result<DatabaseConnection, sea_orm::DbErr> {
     if let Some(path) = sqlite_path(&cfg.url)
         && let Some(dir) = std::path::Path::new(&path)
             .parent()
@@ -40,7 +59,9 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
                 .busy_timeout(Duration::from_secs(5))
                 .create_if_missing(true)
         })
-        .map_sqlx_sqlite_pool_opts(|o| o.after_connect(|conn, _| Box::pin(keep_sqlite_plans(conn))))
+        .map_sqlx_sqlite_pool_opts(move |o| {
+            o.after_connect(move |conn, _| Box::pin(prepare_sqlite(conn, wal_full)))
+        })
         // sqlx logs every NOTICE the server sends at INFO, such as the four "relation
         // seaql_migrations already exists, skipping" of each start-up: only warnings and
         // errors are worth a line.
@@ -61,6 +82,19 @@ fn sqlite_without_memory_statistics() {
         // SAFETY: MEMSTATUS takes one int; no other thread uses SQLite before the first connect.
         let _ = unsafe { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
     });
+}
+
+/// What every SQLite connection gets once opened: stable plans, and with `wal_full` its
+/// checkpoints left to the checkpointer.
+async fn prepare_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    wal_full: Option<&'static WalFull>,
+) -> Result<(), sqlx::Error> {
+    keep_sqlite_plans(conn).await?;
+    if let Some(full) = wal_full {
+        wal::report_to(conn, full).await?;
+    }
+    Ok(())
 }
 
 /// Turns on SQLite's query planner stability guarantee for one connection. Without it, a
@@ -168,39 +202,6 @@ fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
-}
-
-/// Opens write transactions. SQLite allows one writer at a time: a write transaction starts
-/// with `BEGIN IMMEDIATE`, so it holds the write lock from its first statement (a deferred
-/// one that read first could fail with `SQLITE_BUSY_SNAPSHOT` when another connection
-/// committed meanwhile), and in-process writers queue at a gate instead of spinning in
-/// SQLite's busy handler. PostgreSQL needs neither: row locks order its writers.
-#[derive(Clone)]
-pub struct Writer {
-    db: DatabaseConnection,
-    gate: Option<Arc<Mutex<()>>>,
-}
-
-/// Held until the transaction has committed or rolled back.
-pub type WriterGuard = Option<OwnedMutexGuard<()>>;
-
-impl Writer {
-    pub fn new(db: DatabaseConnection) -> Self {
-        let gate = is_sqlite(&db).then(|| Arc::new(Mutex::new(())));
-        Self { db, gate }
-    }
-
-    pub async fn begin(&self) -> Result<(DatabaseTransaction, WriterGuard), sea_orm::DbErr> {
-        let Some(gate) = &self.gate else {
-            return Ok((self.db.begin().await?, None));
-        };
-        let guard = gate.clone().lock_owned().await;
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        Ok((self.db.begin_with_options(options).await?, Some(guard)))
-    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub enum StartupError {
 impl Application {
     /// Connects, migrates, seeds (when configured) and wires everything; does not serve yet.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
-        let db = db::connect(&settings.database).await?;
+        let (db, wal_full) = db::connect_serving(&settings.database).await?;
         let sqlite_file = db::claim_sqlite_file(&settings.database)?;
         let startup = db::startup_lock(&db).await?;
         db::migrate(&db).await?;
@@ -62,8 +62,11 @@ impl Application {
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
         }
         startup.release().await;
-        let mut app = Self::with_db(settings, listener, db, passwords).await?;
+        let mut app = Self::with_db(settings, listener, db, wal_full, passwords).await?;
         app.sqlite_file = sqlite_file;
+        if let Some(full) = wal_full {
+            db::spawn_checkpointer(app.state.db.clone(), full, app.stop.clone());
+        }
         Ok(app)
     }
 
@@ -71,6 +74,7 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
         db: DatabaseConnection,
+        wal_full: Option<&'static db::WalFull>,
         passwords: Passwords,
     ) -> Result<Self, StartupError> {
         let addr = listener.local_addr()?;
@@ -99,7 +103,7 @@ impl Application {
             drain.clone(),
         );
         let state = AppState::new(Inner {
-            tx: TxFactory::new(db::Writer::new(db.clone()), bus),
+            tx: TxFactory::new(db::Writer::new(db.clone(), wal_full).await?, bus),
             throttle: LoginThrottle::new(settings.auth.max_failures, settings.auth.failure_window),
             limits: SocketLimits::new(
                 settings.realtime.max_sockets_per_user,

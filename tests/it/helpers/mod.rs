@@ -198,7 +198,9 @@ impl TestApp {
     }
 
     /// Takes every connection of the app's pool and keeps them until the result is dropped:
-    /// meanwhile the app's next query waits (up to `database.connect_timeout`).
+    /// meanwhile the app's next query waits (up to `database.connect_timeout`). On SQLite,
+    /// whose writes have a connection of their own, a write transaction is held open too, so
+    /// the app's next write waits (until this is dropped).
     pub async fn hold_pool(&self) -> HeldPool {
         async fn take_all<DB: sea_orm::sqlx::Database>(
             pool: &sea_orm::sqlx::Pool<DB>,
@@ -214,7 +216,11 @@ impl TestApp {
         if is_postgres() {
             HeldPool::Postgres(take_all(self.db().get_postgres_connection_pool()).await)
         } else {
-            HeldPool::Sqlite(take_all(self.db().get_sqlite_connection_pool()).await)
+            let writing = self.state.begin().await.expect("a write transaction");
+            HeldPool::Sqlite(
+                take_all(self.db().get_sqlite_connection_pool()).await,
+                writing,
+            )
         }
     }
 
@@ -381,7 +387,10 @@ impl BinaryNode {
 
 /// The connections [`TestApp::hold_pool`] took.
 pub enum HeldPool {
-    Sqlite(Vec<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>>),
+    Sqlite(
+        Vec<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>>,
+        syncscript::domain::Tx,
+    ),
     Postgres(Vec<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>>),
 }
 
