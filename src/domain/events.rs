@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, EntityTrait,
+    ConnectionTrait, EntityTrait, QueryTrait, Statement,
     prelude::Expr,
     sea_query::{ExprTrait, Query, UpdateStatement},
 };
@@ -171,6 +171,20 @@ pub async fn append(
     role: Role,
     change: Change,
 ) -> Result<()> {
+    append_after(tx, None, vault_id, seq, actor, role, change).await
+}
+
+/// As [`append`], running the caller's own `write` (a statement that returns nothing) first,
+/// in one batch with the log entry (see [`Tx::write_all`]).
+pub async fn append_after(
+    tx: &mut Tx,
+    write: Option<Statement>,
+    vault_id: Uuid,
+    seq: i64,
+    actor: &Actor,
+    role: Role,
+    change: Change,
+) -> Result<()> {
     let timestamp = now();
     let mut payload = json!({
         "vaultId": vault_id,
@@ -182,7 +196,7 @@ pub async fn append(
         obj.extend(extra);
     }
     let raw = raw(&payload);
-    if change.kind != EventKind::VaultDeleted {
+    let logged = (change.kind != EventKind::VaultDeleted).then(|| {
         events::Entity::insert(events::ActiveModel {
             vault_id: Set(vault_id),
             seq: Set(seq),
@@ -191,9 +205,9 @@ pub async fn append(
             payload: Set(payload),
             created_at: Set(timestamp),
         })
-        .exec_without_returning(&**tx)
-        .await?;
-    }
+        .build(tx.get_database_backend())
+    });
+    tx.write_all(write.into_iter().chain(logged)).await?;
     tx.record(Event {
         vault_id,
         seq,

@@ -2,7 +2,7 @@
 //! event, newest first, which stays stable while new sources arrive.
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     prelude::Expr,
     sea_query::{ExprTrait, Query},
 };
@@ -206,7 +206,7 @@ pub async fn create(
         created_at: at,
         updated_at: at,
     };
-    sources::Entity::insert(sources::ActiveModel {
+    let insert = sources::Entity::insert(sources::ActiveModel {
         id: Set(model.id),
         vault_id: Set(model.vault_id),
         title: Set(model.title.clone()),
@@ -217,11 +217,10 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     })
-    .exec_without_returning(&**tx)
-    .await?;
+    .build(tx.get_database_backend());
     let source = dto::Source::from(&model);
     let change = events::Change::new(EventKind::SourceCreated, json!({ "source": source }));
-    events::append(tx, vault_id, seq, actor, role, change).await?;
+    events::append_after(tx, Some(insert), vault_id, seq, actor, role, change).await?;
     Ok(source)
 }
 
