@@ -24,7 +24,9 @@ pub async fn connect(cfg: &DatabaseSettings) -> Result<DatabaseConnection, sea_o
 pub async fn connect_serving(
     cfg: &DatabaseSettings,
 ) -> Result<(DatabaseConnection, Option<&'static WalFull>), sea_orm::DbErr> {
-    let full = sqlite_path(&cfg.url).is_some().then(WalFull::leak);
+    let full = sqlite_path(&cfg.url)
+        .is_some()
+        .then(|| WalFull::leak(wal::CHECKPOINT_PAGES));
     Ok((open(cfg, full).await?, full))
 }
 
