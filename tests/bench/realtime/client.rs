@@ -41,6 +41,21 @@ pub struct Hub {
     pub retry_failures: Mutex<HashMap<String, u64>>,
     pub pings: AtomicU64,
     pub shutting_down: AtomicBool,
+    /// When the bench killed the server these sockets were on. A real client's kernel tells
+    /// it of the loss at once, and its first reconnection delay counts from then; this
+    /// process serves every socket from one core and reads thousands of EOFs one after the
+    /// other, so each socket's delay counts from here instead of from when it read its EOF.
+    pub killed_at: Mutex<Option<Instant>>,
+}
+
+impl Hub {
+    /// When the connection lost at `noticed` was really lost: the kill, if it came just before.
+    fn lost_at(&self, noticed: Instant) -> Instant {
+        let killed = *self.killed_at.lock().unwrap();
+        killed
+            .filter(|k| *k <= noticed && noticed - *k < Duration::from_secs(5))
+            .unwrap_or(noticed)
+    }
 }
 
 fn bump(map: &Mutex<HashMap<String, u64>>, key: String) {
@@ -51,6 +66,11 @@ fn bump(map: &Mutex<HashMap<String, u64>>, key: String) {
 #[derive(Default, Clone, Debug)]
 pub struct Outage {
     pub down_at: Option<Instant>,
+    /// When the first reconnection attempt began (its backoff delay over).
+    pub tried_at: Option<Instant>,
+    /// When the successful attempt's WebSocket upgrade was answered.
+    pub upgraded_at: Option<Instant>,
+    /// When Socket.IO's connect was answered (the socket is back).
     pub up_at: Option<Instant>,
     pub rejoined_at: Option<Instant>,
     pub attempts: u32,
@@ -119,6 +139,11 @@ pub struct Sock {
 
 /// TCP connect, WebSocket upgrade, Engine.IO open, Socket.IO `40` → `40{…}`.
 pub async fn handshake(target: &Target) -> Result<Ws, String> {
+    handshake_timed(target).await.map(|(ws, _)| ws)
+}
+
+/// [`handshake`], and when its WebSocket upgrade was answered.
+async fn handshake_timed(target: &Target) -> Result<(Ws, Instant), String> {
     let mut req = format!("ws://{}/socket.io/?EIO=4&transport=websocket", target.addr)
         .into_client_request()
         .unwrap();
@@ -130,6 +155,7 @@ pub async fn handshake(target: &Target) -> Result<Ws, String> {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
+    let upgraded = Instant::now();
     let open = next_text(&mut ws).await?;
     if !open.starts_with('0') {
         return Err(format!("expected open packet, got {open:.60}"));
@@ -140,7 +166,7 @@ pub async fn handshake(target: &Target) -> Result<Ws, String> {
         if packet == "2" {
             send(&mut ws, "3").await?;
         } else if packet.starts_with("40") {
-            return Ok(ws);
+            return Ok((ws, upgraded));
         } else if let Some(err) = packet.strip_prefix("44") {
             return Err(format!("connect_error {err:.80}"));
         } else {
@@ -244,29 +270,39 @@ impl Task {
     }
 
     async fn reconnect(&mut self) -> Option<Ws> {
-        self.state
+        let noticed = *self
+            .state
             .outage
             .lock()
             .unwrap()
             .down_at
             .get_or_insert_with(Instant::now);
+        // socket.io-client waits a delay from the loss, then from each failed attempt.
+        let mut since = self.hub.lost_at(noticed);
         let mut backoff = Backoff::default();
         loop {
-            tokio::time::sleep(backoff.duration()).await;
+            tokio::time::sleep_until((since + backoff.duration()).into()).await;
             if self.hub.shutting_down.load(Ordering::SeqCst) || self.cmds.is_closed() {
                 return None;
             }
-            self.state.outage.lock().unwrap().attempts += 1;
-            let attempt = tokio::time::timeout(Duration::from_secs(20), handshake(&self.target));
+            {
+                let mut outage = self.state.outage.lock().unwrap();
+                outage.attempts += 1;
+                outage.tried_at.get_or_insert_with(Instant::now);
+            }
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(20), handshake_timed(&self.target));
             match attempt.await {
-                Ok(Ok(ws)) => {
+                Ok(Ok((ws, upgraded))) => {
                     let mut outage = self.state.outage.lock().unwrap();
+                    outage.upgraded_at.get_or_insert(upgraded);
                     outage.up_at.get_or_insert_with(Instant::now);
                     return Some(ws);
                 }
                 Ok(Err(e)) => bump(&self.hub.retry_failures, shorten(&e)),
                 Err(_) => bump(&self.hub.retry_failures, "handshake over 20 s".into()),
             }
+            since = Instant::now();
         }
     }
 

@@ -135,6 +135,9 @@ pub struct Server {
     /// When the current process was spawned, and how long it took to answer /readyz.
     pub spawned: Instant,
     pub ready_after: Duration,
+    /// When [`Server::respawn`] had the previous process killed and reaped (its sockets
+    /// closed).
+    pub killed: Option<Instant>,
 }
 
 impl Drop for Server {
@@ -192,6 +195,7 @@ impl Server {
             pid,
             spawned,
             ready_after: Duration::ZERO,
+            killed: None,
         }
     }
 
@@ -237,7 +241,9 @@ impl Server {
     /// Starts the same node again (same port, database and settings) without waiting.
     pub fn respawn(&mut self) {
         self.kill();
-        let fresh = Server::spawn(self.spec.clone());
+        let killed = Instant::now();
+        let mut fresh = Server::spawn(self.spec.clone());
+        fresh.killed = Some(killed);
         let _ = std::mem::replace(self, fresh);
     }
 

@@ -38,7 +38,7 @@ pub async fn run(b: &Bench) -> Outcome {
     for side in b.sides() {
         runs.push(storm(b, &side, shape, &mut out).await);
     }
-    storm_report::report(&shape, &runs, &mut out);
+    storm_report::report(&shape, &mut runs, &mut out);
     out
 }
 
@@ -74,6 +74,8 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     eprintln!("{} storm: SIGKILL and restart…", side.name);
     server.respawn();
     let restart = server.spawned;
+    *hub.killed_at.lock().unwrap() = server.killed;
+    let client_at_restart = Cpu::of(None);
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .build()
@@ -106,7 +108,11 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     }
     let target_of = |v: usize| *target.get(&v).unwrap_or(&(shape.events as i64));
     let deadline = restart + a.storm_deadline;
-    let mut cpu_samples = vec![(Instant::now(), Cpu::of(Some(server.pid)))];
+    let sample = |pid| (Instant::now(), Cpu::of(Some(pid)), Cpu::of(None));
+    let mut cpu_samples = vec![
+        (restart, Cpu::default(), client_at_restart),
+        sample(server.pid),
+    ];
     let done = |(v, s): &Placed| {
         let o = s.state.outage.lock().unwrap();
         o.refused.is_some()
@@ -114,7 +120,7 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     };
     while Instant::now() < deadline && !socks.iter().all(&done) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        cpu_samples.push((Instant::now(), Cpu::of(Some(server.pid))));
+        cpu_samples.push(sample(server.pid));
     }
     for ((v, s), &from) in socks.iter().zip(&start) {
         let outage = s.state.outage.lock().unwrap().clone();
@@ -126,6 +132,7 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
             continue;
         };
         r.rejoined.push(rejoined.saturating_duration_since(restart));
+        r.phases.add(&outage, restart);
         let goal = target_of(*v);
         let mut contig = Contig::from(from);
         let (mut seen, mut max) = (HashSet::new(), i64::MIN);
@@ -148,12 +155,13 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     r.caught.sort_unstable();
     r.rejoined.sort_unstable();
     let busy_until = restart + pct(&r.caught, 100.0).max(pct(&r.rejoined, 100.0));
-    let (at, cpu) = *cpu_samples
+    let (at, cpu, client) = *cpu_samples
         .iter()
-        .find(|(at, _)| *at >= busy_until)
+        .find(|(at, _, _)| *at >= busy_until)
         .or(cpu_samples.last())
         .unwrap();
     (r.cpu, r.cpu_wall) = (cpu, at.saturating_duration_since(restart));
+    r.client_cpu = client.since(client_at_restart);
     let metrics = rest::metrics(&http, &server.base).await;
     r.replay_metrics = metrics
         .into_iter()

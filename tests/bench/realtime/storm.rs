@@ -71,6 +71,7 @@ pub async fn run(b: &Bench, n: usize) -> Outcome {
     eprintln!("storm: SIGKILL and restart…");
     server.respawn();
     let restart = server.spawned;
+    *hub.killed_at.lock().unwrap() = server.killed;
     // Pooled keep-alive connections died with the old process.
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)

@@ -1,9 +1,13 @@
 //! What a reconnect storm in the real shape measured on one side, and the table and goals
 //! printed from it.
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use crate::{
     Outcome,
+    client::Outage,
     report::{Goal, Table},
     seed::Shape,
     stats::{histogram, ms_f, p50_p99_max, pct},
@@ -25,8 +29,57 @@ pub struct StormRun {
     pub reordered: usize,
     pub cpu: Cpu,
     pub cpu_wall: Duration,
+    /// This process's CPU time over the same span: one core serves every socket.
+    pub client_cpu: Cpu,
+    pub phases: Phases,
     /// Counters on `/metrics` about replays and log reads (name → value), after the storm.
     pub replay_metrics: BTreeMap<String, f64>,
+}
+
+/// Where a rejoining socket's time went, per socket (sorted once complete).
+#[derive(Default)]
+pub struct Phases {
+    /// Restart → the connection's loss noticed (negative ones count as zero).
+    pub lost: Vec<Duration>,
+    /// Restart → the first reconnection attempt (the client's backoff delay over).
+    pub tried: Vec<Duration>,
+    /// First attempt → WebSocket upgrade answered (includes failed attempts and their delays).
+    pub upgrade: Vec<Duration>,
+    /// Upgrade → Socket.IO connect answered (Engine.IO open, the authenticated handshake).
+    pub connect: Vec<Duration>,
+    /// Connect answered → rejoin acknowledged (the join: role, replay, presence).
+    pub join: Vec<Duration>,
+    /// Reconnection attempts per socket → sockets.
+    pub attempts: BTreeMap<u32, usize>,
+}
+
+impl Phases {
+    pub fn add(&mut self, o: &Outage, restart: Instant) {
+        let span = |a: Option<Instant>, b: Option<Instant>| Some(b?.saturating_duration_since(a?));
+        let lost = o.down_at.map(|d| d.saturating_duration_since(restart));
+        for (v, d) in [
+            (&mut self.lost, lost),
+            (&mut self.tried, span(Some(restart), o.tried_at)),
+            (&mut self.upgrade, span(o.tried_at, o.upgraded_at)),
+            (&mut self.connect, span(o.upgraded_at, o.up_at)),
+            (&mut self.join, span(o.up_at, o.rejoined_at)),
+        ] {
+            v.extend(d);
+        }
+        *self.attempts.entry(o.attempts).or_insert(0) += 1;
+    }
+
+    fn sort(&mut self) {
+        for v in [
+            &mut self.lost,
+            &mut self.tried,
+            &mut self.upgrade,
+            &mut self.connect,
+            &mut self.join,
+        ] {
+            v.sort_unstable();
+        }
+    }
 }
 
 impl StormRun {
@@ -52,7 +105,11 @@ impl StormRun {
 }
 
 /// The storm's table (a column per side), its goals and notes.
-pub fn report(shape: &Shape, runs: &[StormRun], out: &mut Outcome) {
+pub fn report(shape: &Shape, runs: &mut [StormRun], out: &mut Outcome) {
+    for r in runs.iter_mut() {
+        r.phases.sort();
+    }
+    let runs = &*runs;
     let names: Vec<&str> = runs.iter().map(|r| r.side.as_str()).collect();
     let mut head = vec!["metric".to_string()];
     head.extend(names.iter().map(|n| n.to_string()));
@@ -79,6 +136,30 @@ pub fn report(shape: &Shape, runs: &[StormRun], out: &mut Outcome) {
         col(&|r| p50_p99_max(&r.caught)),
     );
     t.row("caught-up histogram", col(&|r| histogram(&r.caught)));
+    t.row(
+        "  restart → loss noticed p50/p99/max",
+        col(&|r| p50_p99_max(&r.phases.lost)),
+    );
+    t.row(
+        "  restart → first attempt p50/p99/max",
+        col(&|r| p50_p99_max(&r.phases.tried)),
+    );
+    t.row(
+        "  attempt → WebSocket upgraded p50/p99/max",
+        col(&|r| p50_p99_max(&r.phases.upgrade)),
+    );
+    t.row(
+        "  upgraded → Socket.IO connected p50/p99/max",
+        col(&|r| p50_p99_max(&r.phases.connect)),
+    );
+    t.row(
+        "  connected → rejoin ack p50/p99/max",
+        col(&|r| p50_p99_max(&r.phases.join)),
+    );
+    t.row(
+        "  attempts per socket (attempts: sockets)",
+        col(&|r| format!("{:?}", r.phases.attempts)),
+    );
     t.row("caught up", col(&|r| format!("{:.2} %", r.caught_pct())));
     t.row(
         "rejoins refused",
@@ -96,6 +177,16 @@ pub fn report(shape: &Shape, runs: &[StormRun], out: &mut Outcome) {
                 r.cpu.user.as_secs_f64(),
                 r.cpu.system.as_secs_f64(),
                 r.cpu_wall.as_secs_f64()
+            )
+        }),
+    );
+    t.row(
+        "bench client CPU (one core) same span",
+        col(&|r| {
+            format!(
+                "{:.2} s user + {:.2} s sys",
+                r.client_cpu.user.as_secs_f64(),
+                r.client_cpu.system.as_secs_f64()
             )
         }),
     );
