@@ -1,8 +1,8 @@
 //! `--shape --storm`: the reconnect storm in the real shape, on each side. V × S sockets (one
-//! per member online, each in its vault, reconnecting like socket.io-client: the first try
-//! after a random 0.5–1.5 s) are joined; the server is SIGKILLed and started again on the same
-//! port and database; as soon as `/readyz` answers, `--storm-commits` commits land in random
-//! vaults. A socket is caught up once it holds every seq of its vault up to the last commit
+//! per member online, each in its vault, reconnecting like socket.io-client: the first try a
+//! random 0.5–1.5 s after the kill) are joined; the server is SIGKILLed and started again on
+//! the same port and database; as soon as `/readyz` answers, `--storm-commits` commits land in
+//! random vaults. A socket is caught up once it holds every seq of its vault up to the last commit
 //! (a socket whose vault got no commit: once its rejoin is acknowledged). Times are from the
 //! restart. Log reads per room come from the server's `/metrics` when it exposes them.
 use std::{
