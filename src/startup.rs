@@ -78,7 +78,7 @@ impl Application {
         passwords: Passwords,
     ) -> Result<Self, StartupError> {
         let addr = listener.local_addr()?;
-        let (svc, io) = realtime::build(&settings.realtime);
+        let (svc, io, adapter) = realtime::build(&settings.realtime);
         let metrics = Arc::new(Metrics::new());
         let sessions = sessions::SessionCache::listening();
         let (bus, heard) = Bus::start(&db, sessions.clone()).await?;
@@ -93,6 +93,7 @@ impl Application {
             settings.realtime.presence_interval,
             settings.realtime.history_budget,
             metrics.clone(),
+            adapter,
         );
         let drain = Drain::default();
         let endpoint = SocketIoEndpoint::new(

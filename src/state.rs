@@ -1,8 +1,8 @@
 //! Shared application state, cloned cheaply into every handler.
 use std::sync::Arc;
 
+use crate::realtime::SocketIo;
 use sea_orm::DatabaseConnection;
-use socketioxide::SocketIo;
 
 use crate::{
     api::throttle::LoginThrottle,

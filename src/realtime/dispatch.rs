@@ -3,12 +3,11 @@
 //! `session:ended` and disconnect them, and when the listener may have missed notices every room catches up and every
 //! session here is looked at again.
 use serde_json::json;
-use socketioxide::{SocketIo, extract::SocketRef};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{context::SocketCtx, relay::Item, rooms::Rooms};
+use super::{SocketIo, SocketRef, context::SocketCtx, relay::Item, rooms::Rooms};
 use crate::{
     bus::Heard,
     domain::{

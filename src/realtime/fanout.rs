@@ -14,28 +14,40 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
+use socketioxide::{SendError, SocketError, TransportType};
 
-use super::link::Link;
+use super::{
+    SocketRef,
+    adapter::{self, Sent},
+    link::Link,
+};
 
-/// Sends to every socket; returns those whose buffer was full.
+/// Sends to every socket, the event encoded once; returns those whose buffer was full.
 pub fn send_all<T: Serialize + ?Sized>(
+    adapter: &adapter::Handle,
     sockets: &[SocketRef],
     event: &str,
     data: &T,
 ) -> Vec<SocketRef> {
+    if sockets.is_empty() {
+        return Vec::new();
+    }
+    // No adapter: the server is going away with its sockets.
+    let Some(adapter) = adapter.get() else {
+        return Vec::new();
+    };
+    let packet = match adapter.encode(event, data) {
+        Ok(packet) => packet,
+        Err(e) => {
+            tracing::error!(event, error = %e, "cannot encode an event");
+            return Vec::new();
+        }
+    };
     sockets
         .iter()
-        .filter(|s| is_full(s.emit(event, data)))
+        .filter(|s| adapter.send(s.id, &packet) == Sent::Full)
         .cloned()
         .collect()
-}
-
-fn is_full(sent: Result<(), SendError>) -> bool {
-    matches!(
-        sent,
-        Err(SendError::Socket(SocketError::InternalChannelFull))
-    )
 }
 
 /// Why a waiting send gave up.

@@ -3,11 +3,12 @@
 use serde_json::{Value, json};
 use socketioxide::{
     SendError, SocketError,
-    extract::{AckSender, Event, SocketRef, TryData},
+    extract::{Event, TryData},
     handler::ConnectHandler,
 };
 
 use super::{
+    AckSender, SocketRef,
     context::{HasAck, RateVerdict, SocketCtx, SocketUser},
     join::{join, leave},
     link::Link,

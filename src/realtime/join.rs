@@ -8,10 +8,10 @@
 //! denies the join: the removed user never gets into the room.
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
 use super::{
+    SocketRef,
     context::{JoinTicket, SocketCtx},
     fanout::{self, Pace, Unsent},
     presence::PresenceUser,

@@ -4,6 +4,7 @@
 //! Committed changes arrive from the bus ([`crate::bus`]) and are relayed to each vault's
 //! room on this node in `seq` order ([`dispatch`], [`relay`]); joins replay from the log and enter the
 //! room under the same lock the relay takes ([`join`], [`rooms`]).
+pub mod adapter;
 pub mod context;
 pub mod dispatch;
 mod fanout;
@@ -20,17 +21,24 @@ pub mod relay;
 pub mod rooms;
 pub mod transport;
 
-use socketioxide::{SocketIo, service::SocketIoService};
+use socketioxide::service::SocketIoService;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use self::adapter::Adapter;
 use crate::{bus::Heard, settings::RealtimeSettings, state::AppState};
 
-pub type Service = SocketIoService<engineioxide::service::NotFoundService>;
+pub type Service = SocketIoService<engineioxide::service::NotFoundService, Adapter>;
+/// The Socket.IO server and its sockets, over our adapter ([`adapter`]).
+pub type SocketIo = socketioxide::SocketIo<Adapter>;
+pub type SocketRef = socketioxide::extract::SocketRef<Adapter>;
+pub type AckSender = socketioxide::extract::AckSender<Adapter>;
 
 /// Builds the Socket.IO engine with our limits; handlers are attached later by [`attach`].
-pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
-    SocketIo::builder()
+/// The handle finds its adapter for the rooms' fan-out.
+pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo, adapter::Handle) {
+    let handle = adapter::Handle::default();
+    let (svc, io) = socketioxide::SocketIo::builder()
         // The contract's limit is enforced in front of the engine (see `polling`).
         .max_payload(polling::ENGINE_MAX_PAYLOAD)
         .ws_max_message_size(cfg.ws_max_message_size)
@@ -39,7 +47,9 @@ pub fn build(cfg: &RealtimeSettings) -> (Service, SocketIo) {
         .max_buffer_size(cfg.max_buffer_size)
         .ping_interval(cfg.ping_interval)
         .ping_timeout(cfg.ping_timeout)
-        .build_svc()
+        .with_adapter::<Adapter>(handle.clone())
+        .build_svc();
+    (svc, io, handle)
 }
 
 /// Registers the namespace, starts relaying what the bus hears and the session sweep; both

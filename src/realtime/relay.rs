@@ -9,10 +9,9 @@ use std::{
 };
 
 use serde_json::json;
-use socketioxide::extract::SocketRef;
 
 use super::{
-    fanout,
+    SocketRef, adapter, fanout,
     rooms::{Room, Rooms, Shared},
 };
 use crate::{
@@ -77,6 +76,7 @@ struct Relay {
     room: Arc<Room>,
     db: sea_orm::DatabaseConnection,
     cluster: Cluster,
+    adapter: adapter::Handle,
     presence_interval: Duration,
 }
 
@@ -91,6 +91,7 @@ impl Relay {
                 room,
                 db: s.db.clone(),
                 cluster: s.cluster.clone(),
+                adapter: s.adapter.clone(),
                 presence_interval: s.presence_interval,
             }
         };
@@ -238,7 +239,7 @@ impl Relay {
             }
             (targets, revoked)
         };
-        let slow = fanout::send_all(&targets, event.kind.name(), &*event.payload);
+        let slow = fanout::send_all(&self.adapter, &targets, event.kind.name(), &*event.payload);
         let reason = match event.kind {
             EventKind::VaultDeleted => "deleted",
             _ => "removed",
@@ -272,7 +273,7 @@ impl Relay {
             }
         }
         let notice = json!({ "vaultId": self.room.vault_id, "reason": reason });
-        let slow = fanout::send_all(sockets, "vault:revoked", &notice);
+        let slow = fanout::send_all(&self.adapter, sockets, "vault:revoked", &notice);
         self.drop_consumers(&slow);
     }
 
@@ -291,7 +292,7 @@ impl Relay {
         };
         self.cluster.publish(self.room.vault_id, &joins, leaves);
         if let Some((targets, packet)) = diff {
-            let slow = fanout::send_all(&targets, "presence:diff", &*packet);
+            let slow = fanout::send_all(&self.adapter, &targets, "presence:diff", &*packet);
             self.drop_consumers(&slow);
         }
     }

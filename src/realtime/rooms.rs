@@ -13,11 +13,12 @@ use std::{
 };
 
 use sea_orm::DatabaseConnection;
-use socketioxide::{extract::SocketRef, socket::Sid};
+use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
+    SocketRef, adapter,
     context::{JoinTicket, SocketCtx},
     history::History,
     inbox::Inbox,
@@ -37,6 +38,8 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     /// Every room's recent events, under one budget.
     pub(super) history: History,
+    /// Where the fan-out encodes an event once for the whole room.
+    pub(super) adapter: adapter::Handle,
 }
 
 /// A room in the map; its task ends once the room leaves the map (or the map goes).
@@ -106,6 +109,7 @@ impl Rooms {
         presence_interval: Duration,
         history_budget: usize,
         metrics: Arc<Metrics>,
+        adapter: adapter::Handle,
     ) -> Self {
         Self(Arc::new(Shared {
             map: Mutex::default(),
@@ -114,6 +118,7 @@ impl Rooms {
             presence_interval,
             history: History::new(history_budget, metrics.clone()),
             metrics,
+            adapter,
         }))
     }
 

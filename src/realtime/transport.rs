@@ -9,14 +9,14 @@ use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
 };
-use socketioxide::{SocketIo, socket::Sid};
+use socketioxide::socket::Sid;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
 use crate::{drain::Drain, error::AppError};
 
 use super::{
-    Service,
+    Service, SocketIo,
     link::{Link, Linked, Links, Registration},
 };
 
