@@ -38,6 +38,14 @@ async fn a_source_is_created_read_updated_and_deleted() {
         .await
         .unwrap();
     assert_eq!(got["source"], source);
+    // A page is read by a statement of its own: it lists the source exactly as it was created.
+    let page: Value = contributor
+        .get(&format!("/api/vaults/{vault}/sources?limit=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["sources"][0], source);
     let updated: Value = contributor
         .patch(
             &format!("/api/sources/{id}"),
