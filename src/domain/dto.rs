@@ -43,7 +43,9 @@ pub struct Vault {
     pub name: String,
     #[schema(max_length = 2000)]
     pub description: String,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -78,6 +80,7 @@ pub struct Member {
     pub name: String,
     #[schema(value_type = RoleName)]
     pub role: &'static str,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub joined_at: DateTime<Utc>,
 }
 
@@ -105,7 +108,9 @@ pub struct Source {
     /// The user who added it; `null` once that user is deleted.
     #[schema(required)]
     pub created_by: Option<Uuid>,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
     /// 1 when created, one more on every update.
     #[schema(minimum = 1)]

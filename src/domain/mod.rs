@@ -9,6 +9,7 @@ pub mod members;
 pub mod passwords;
 pub mod sessions;
 pub mod sources;
+pub mod timestamp;
 pub mod tx;
 pub mod users;
 pub mod vaults;
