@@ -55,7 +55,7 @@ async fn list(
     user: CurrentUser,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<SourcePage>> {
+) -> Result<Response> {
     let id = path_id(&id, "Vault not found")?;
     let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
     let cursor = q
@@ -65,10 +65,15 @@ async fn list(
         .map(sources::decode_cursor)
         .transpose()?;
     let page = sources::list(&state.db, &user.actor(), id, limit, cursor).await?;
-    Ok(Json(SourcePage {
+    let body = SourcePage {
         sources: page.sources,
         next_cursor: page.next_cursor,
-    }))
+    };
+    // What `Json` would answer, written without going through serde (see `to_json`).
+    let json = http::HeaderValue::from_static("application/json; charset=utf-8");
+    Ok(Response::builder()
+        .header(http::header::CONTENT_TYPE, json)
+        .body(body.to_json()))
 }
 
 /// Add a source (owner, contributor)
