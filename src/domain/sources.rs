@@ -165,7 +165,7 @@ pub async fn list(
     let mut sources = Vec::with_capacity(rows.len().min(limit as usize));
     let mut last_seq = 0;
     for row in rows.iter().take(limit as usize) {
-        let (source, seq) = page_row(row)?;
+        let (source, seq) = page_row(row, vault_id)?;
         sources.push(source);
         last_seq = seq;
     }
@@ -182,33 +182,35 @@ pub async fn list(
 fn page_sql(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => {
-            "SELECT id, vault_id, title, file_url, created_by, created_at, updated_at, version, \
-             created_seq FROM sources WHERE vault_id = $1 AND created_seq < $2 AND EXISTS \
+            "SELECT id, title, file_url, created_by, created_at, updated_at, version, created_seq \
+             FROM sources WHERE vault_id = $1 AND created_seq < $2 AND EXISTS \
              (SELECT 1 FROM memberships m WHERE m.vault_id = $1 AND m.user_id = $3) \
              ORDER BY created_seq DESC LIMIT $4"
         }
         _ => {
-            "SELECT id, vault_id, title, file_url, created_by, created_at, updated_at, version, \
-             created_seq FROM sources WHERE vault_id = ?1 AND created_seq < ?2 AND EXISTS \
+            "SELECT id, title, file_url, created_by, created_at, updated_at, version, created_seq \
+             FROM sources WHERE vault_id = ?1 AND created_seq < ?2 AND EXISTS \
              (SELECT 1 FROM memberships m WHERE m.vault_id = ?1 AND m.user_id = ?3) \
              ORDER BY created_seq DESC LIMIT ?4"
         }
     }
 }
 
-/// One row of [`page_sql`]: the source as clients see it, and its `created_seq`.
-fn page_row(row: &sea_orm::QueryResult) -> Result<(dto::Source, i64)> {
+/// One row of [`page_sql`] for vault `vault_id`: the source as clients see it, and its
+/// `created_seq`. The vault is the one asked for, so it is not read (each value read is copied
+/// out of SQLite and decoded).
+fn page_row(row: &sea_orm::QueryResult, vault_id: Uuid) -> Result<(dto::Source, i64)> {
     let source = dto::Source {
         id: row.try_get_by_index(0)?,
-        vault_id: row.try_get_by_index(1)?,
-        title: row.try_get_by_index(2)?,
-        file_url: row.try_get_by_index(3)?,
-        created_by: row.try_get_by_index(4)?,
-        created_at: row.try_get_by_index(5)?,
-        updated_at: row.try_get_by_index(6)?,
-        version: row.try_get_by_index(7)?,
+        vault_id,
+        title: row.try_get_by_index(1)?,
+        file_url: row.try_get_by_index(2)?,
+        created_by: row.try_get_by_index(3)?,
+        created_at: row.try_get_by_index(4)?,
+        updated_at: row.try_get_by_index(5)?,
+        version: row.try_get_by_index(6)?,
     };
-    Ok((source, row.try_get_by_index(8)?))
+    Ok((source, row.try_get_by_index(7)?))
 }
 
 pub async fn get(db: &impl ConnectionTrait, actor: &Actor, source_id: Uuid) -> Result<dto::Source> {
