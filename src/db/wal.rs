@@ -78,16 +78,20 @@ unsafe extern "C" fn written(
     pages: c_int,
 ) -> c_int {
     if pages >= BACKSTOP_PAGES {
-        // SAFETY: SQLite's own automatic checkpoint runs from this hook the same way.
-        return unsafe {
+        // SAFETY: SQLite's own automatic checkpoint runs from this hook the same way. Its
+        // result is ignored, as SQLite's is: what this hook returns becomes the result of the
+        // COMMIT that called it, which has committed whatever it says (a checkpoint already
+        // running elsewhere answers SQLITE_BUSY, and the commit would look failed).
+        unsafe {
             libsqlite3_sys::sqlite3_wal_checkpoint_v2(
                 db,
                 schema,
                 libsqlite3_sys::SQLITE_CHECKPOINT_PASSIVE,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-            )
-        };
+            );
+        }
+        return libsqlite3_sys::SQLITE_OK;
     }
     // SAFETY: `ctx` is the `&'static WalFull` given to `report_to`.
     let full = unsafe { &*ctx.cast::<WalFull>() };
