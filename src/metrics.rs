@@ -44,6 +44,8 @@ pub struct Metrics {
     pub bus_listener_reconnects: Counter,
     pub slow_consumers_closed: Counter,
     pub resyncs: Counter,
+    /// Queries reading joins' roles and latest `seq`s, each answering every join waiting.
+    pub join_access_reads: Counter,
     pub open_rooms: Gauge,
     pub db_pool_in_use: Gauge,
     pub db_pool_idle: Gauge,
@@ -129,6 +131,12 @@ impl Metrics {
                 r,
                 "resyncs",
                 "Joins answered resync: true (too many missed events)",
+                Counter::default(),
+            ),
+            join_access_reads: with(
+                r,
+                "join_access_reads",
+                "Queries reading joining sockets' roles (one answers every join waiting)",
                 Counter::default(),
             ),
             open_rooms: with(

@@ -18,7 +18,8 @@ use crate::{
     metrics::Metrics,
     pages,
     realtime::{
-        self, limits::SocketLimits, link::Links, rooms::Rooms, transport::SocketIoEndpoint,
+        self, join_reads::JoinReads, limits::SocketLimits, link::Links, rooms::Rooms,
+        transport::SocketIoEndpoint,
     },
     seed,
     settings::Settings,
@@ -111,6 +112,7 @@ impl Application {
                 cluster,
                 metrics.clone(),
             ),
+            join_reads: JoinReads::new(db.clone(), metrics.clone()),
             settings,
             db,
             sessions,

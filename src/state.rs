@@ -14,7 +14,7 @@ use crate::{
     drain::Drain,
     error::Result,
     metrics::Metrics,
-    realtime::{limits::SocketLimits, link::Links, rooms::Rooms},
+    realtime::{join_reads::JoinReads, limits::SocketLimits, link::Links, rooms::Rooms},
     settings::Settings,
 };
 
@@ -31,6 +31,8 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     pub io: SocketIo,
     pub rooms: Rooms,
+    /// The joins' role reads, batched while one is in flight.
+    pub join_reads: JoinReads,
     pub links: Links,
     pub limits: SocketLimits,
     pub metrics: Arc<Metrics>,

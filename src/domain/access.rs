@@ -1,7 +1,7 @@
 //! The permission matrix of CONTRACT §4, checked against the database on every call (roles are
 //! never cached). A non-member is told the vault does not exist.
 use sea_orm::{
-    ActiveEnum, ConnectionTrait, EntityTrait,
+    ActiveEnum, ConnectionTrait, DbBackend, EntityTrait,
     prelude::Expr,
     sea_query::{ExprTrait, Query, QueryStatementBuilder},
 };
@@ -49,6 +49,52 @@ pub async fn role_and_latest(
         .one(db)
         .await?;
     Ok(found.and_then(|(m, v)| v.map(|v| (m.role, v.last_seq))))
+}
+
+/// [`role_and_latest`] for many (vault, user) pairs in one query (one snapshot): each pair
+/// that is a membership comes back with its role and the vault's latest `seq`; the others are
+/// absent. Row values (`(a, b) IN (VALUES …)`) need SQLite ≥ 3.15; keep `pairs` to a few
+/// hundred, under either backend's limit on bound parameters.
+pub async fn roles_and_latest(
+    db: &impl ConnectionTrait,
+    pairs: &[(Uuid, Uuid)],
+) -> Result<Vec<((Uuid, Uuid), (Role, i64))>> {
+    use memberships::Column as M;
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let numbered = db.get_database_backend() == DbBackend::Postgres;
+    let rows = (0..pairs.len())
+        .map(|i| match numbered {
+            true => format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
+            false => "(?, ?)".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = pairs.iter().flat_map(|&(v, u)| [v, u]);
+    let select = Query::select()
+        .column((memberships::Entity, M::VaultId))
+        .column((memberships::Entity, M::UserId))
+        .column((memberships::Entity, M::Role))
+        .column((vaults::Entity, vaults::Column::LastSeq))
+        .from(memberships::Entity)
+        .inner_join(
+            vaults::Entity,
+            Expr::col((vaults::Entity, vaults::Column::Id))
+                .equals((memberships::Entity, M::VaultId)),
+        )
+        .and_where(Expr::cust_with_values(
+            format!("(memberships.vault_id, memberships.user_id) IN (VALUES {rows})"),
+            values,
+        ))
+        .to_owned();
+    let mut found = Vec::with_capacity(pairs.len());
+    for row in db.query_all(&select).await? {
+        let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        let role = Role::try_from_value(&row.try_get_by_index::<String>(2)?)?;
+        found.push((key, (role, row.try_get_by_index(3)?)));
+    }
+    Ok(found)
 }
 
 /// The caller's role if it may perform `action`; `NOT_FOUND` for non-members, `FORBIDDEN`

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        Role, access,
+        Role,
         events::EventKind,
         input::{self, from_json},
         role_name,
@@ -119,9 +119,10 @@ struct Joining<'a> {
 
 impl Joining<'_> {
     async fn run(&self, entering: &Entering) -> Result<Value> {
-        let db = &self.state.db;
         let (vault_id, user) = (self.ticket.vault_id, self.ctx.user());
-        let (mut role, latest) = access::role_and_latest(db, vault_id, user.user_id)
+        let reads = &self.state.join_reads;
+        let (mut role, latest) = reads
+            .role_and_latest(vault_id, user.user_id)
             .await?
             .ok_or_else(denied)?;
         tokio::time::timeout(self.pace().patience, entering.ready())

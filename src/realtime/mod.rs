@@ -12,6 +12,7 @@ pub mod handlers;
 mod history;
 mod inbox;
 mod join;
+pub mod join_reads;
 pub mod limits;
 pub mod link;
 mod mutations;

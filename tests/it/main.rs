@@ -9,6 +9,7 @@ mod edges;
 mod foundation;
 mod helpers;
 mod history;
+mod join_reads;
 mod members;
 mod metrics;
 mod multinode;
