@@ -125,3 +125,37 @@ async fn a_member_removed_before_joining_is_refused_while_batched_with_admitted_
         );
     }
 }
+
+#[tokio::test]
+async fn joins_waiting_on_a_failed_read_are_all_told_unavailable_and_later_joins_get_in() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_DATABASE__CONNECT_TIMEOUT", "500ms")]).await;
+    let vault = app.demo_vault().await;
+    let mut sockets = Vec::new();
+    for email in [OWNER, CONTRIBUTOR, VIEWER] {
+        sockets.push(app.socket(&app.login(email).await).await);
+    }
+    let mut gone = app.socket(&app.login(VIEWER).await).await;
+
+    let held = app.hold_pool().await;
+    let acks: Vec<_> = sockets
+        .iter_mut()
+        .map(|s| s.emit_with_ack("vault:join", json!(vault)))
+        .collect();
+    // A join whose socket goes away while it waits must not stop the reads of the others.
+    let _lost = gone.emit_with_ack("vault:join", json!(vault));
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(held);
+
+    for ack in acks {
+        let ack = tokio::time::timeout(Duration::from_secs(10), ack)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ack["ok"], false, "{ack}");
+        assert_eq!(ack["error"]["code"], "UNAVAILABLE", "{ack}");
+    }
+    for socket in &mut sockets {
+        assert_eq!(socket.join(&vault).await["ok"], true);
+    }
+}
