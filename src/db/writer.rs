@@ -48,9 +48,13 @@ impl Writer {
             .connect_with((*options).clone())
             .await
             .map_err(|e| sea_orm::DbErr::Custom(format!("writer connection: {e}")))?;
+        let gate = Arc::new(Mutex::new(()));
+        if let Some(full) = wal_full {
+            full.finish_behind(&gate);
+        }
         Ok(Self {
             db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
-            gate: Some(Arc::new(Mutex::new(()))),
+            gate: Some(gate),
         })
     }
 
