@@ -152,6 +152,35 @@ mod tests {
     use super::*;
     use crate::settings::DatabaseSettings;
 
+    /// A serving-style SQLite database in `dir` with a `blobs` table, whose commits report to a
+    /// checkpointer due at 1000 pages.
+    struct Blobs {
+        db: DatabaseConnection,
+        full: &'static WalFull,
+        file: std::path::PathBuf,
+        log: std::path::PathBuf,
+    }
+
+    async fn blobs(dir: &Path) -> Blobs {
+        let (file, log) = (dir.join("blobs.db"), dir.join("blobs.db-wal"));
+        let cfg = DatabaseSettings {
+            url: format!("sqlite://{}", file.display()),
+            max_connections: 3,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let full = WalFull::leak(1000);
+        let db = crate::db::open(&cfg, Some(full)).await.unwrap();
+        db.execute_unprepared("CREATE TABLE blobs (b BLOB)")
+            .await
+            .unwrap();
+        Blobs {
+            db,
+            full,
+            file,
+            log,
+        }
+    }
+
     /// One commit of about 1500 pages (past the test's 1000).
     async fn write_a_round(db: &DatabaseConnection) {
         db.execute_unprepared(
@@ -182,17 +211,12 @@ mod tests {
     #[tokio::test]
     async fn commits_leave_checkpoints_to_the_checkpointer_and_the_log_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, log) = (dir.path().join("wal.db"), dir.path().join("wal.db-wal"));
-        let cfg = DatabaseSettings {
-            url: format!("sqlite://{}", file.display()),
-            max_connections: 3,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let full = WalFull::leak(1000);
-        let db = crate::db::open(&cfg, Some(full)).await.unwrap();
-        db.execute_unprepared("CREATE TABLE blobs (b BLOB)")
-            .await
-            .unwrap();
+        let Blobs {
+            db,
+            full,
+            file,
+            log,
+        } = blobs(dir.path()).await;
         // 1500 blobs of 3000 bytes: one a page, so a checkpointed round adds at least this.
         let round: u64 = 1500 * 4096;
 
@@ -226,17 +250,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_is_started_over_while_writes_never_pause() {
         let dir = tempfile::tempdir().unwrap();
-        let (file, log) = (dir.path().join("busy.db"), dir.path().join("busy.db-wal"));
-        let cfg = DatabaseSettings {
-            url: format!("sqlite://{}", file.display()),
-            max_connections: 3,
-            connect_timeout: Duration::from_secs(5),
-        };
-        let full = WalFull::leak(1000);
-        let db = crate::db::open(&cfg, Some(full)).await.unwrap();
-        db.execute_unprepared("CREATE TABLE blobs (b BLOB)")
-            .await
-            .unwrap();
+        let Blobs { db, full, log, .. } = blobs(dir.path()).await;
         let writer = crate::db::Writer::new(db.clone(), Some(full))
             .await
             .unwrap();

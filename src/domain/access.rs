@@ -37,23 +37,10 @@ pub async fn role_of(
         .map(|m| m.role))
 }
 
-/// The caller's role and the vault's latest `seq`, read in one query (one snapshot): what a
-/// socket joining the vault may see, as of which event.
-pub async fn role_and_latest(
-    db: &impl ConnectionTrait,
-    vault_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<(Role, i64)>> {
-    let found = memberships::Entity::find_by_id((vault_id, user_id))
-        .find_also_related(vaults::Entity)
-        .one(db)
-        .await?;
-    Ok(found.and_then(|(m, v)| v.map(|v| (m.role, v.last_seq))))
-}
-
-/// [`role_and_latest`] for many (vault, user) pairs in one query (one snapshot): each pair
-/// that is a membership comes back with its role and the vault's latest `seq`; the others are
-/// absent. Row values (`(a, b) IN (VALUES …)`) need SQLite ≥ 3.15; keep `pairs` to a few
+/// For many (vault, user) pairs, in one query (one snapshot): what a socket joining the vault
+/// may see, as of which event. Each pair that is a membership comes back with its role and the
+/// vault's latest `seq`; the others are absent (see `realtime::join_reads`, which batches
+/// joins into it). Row values (`(a, b) IN (VALUES …)`) need SQLite ≥ 3.15; keep `pairs` to a few
 /// hundred, under either backend's limit on bound parameters.
 pub async fn roles_and_latest(
     db: &impl ConnectionTrait,

@@ -1,5 +1,5 @@
 //! The joins' reads of the caller's role and the vault's latest `seq`
-//! ([`access::role_and_latest`]), batched: in a reconnect storm thousands of joins ask at
+//! ([`access::roles_and_latest`]), batched: in a reconnect storm thousands of joins ask at
 //! once, and handing each query to the database's worker costs more than the query itself.
 //!
 //! Whoever asks while no read is in flight starts one at once (no timer: a lone join waits for
