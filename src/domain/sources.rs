@@ -1,8 +1,8 @@
 //! Sources: the documents of a vault. Listing pages by the `seq` of each source's creation
 //! event, newest first, which stays stable while new sources arrive.
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryTrait, Statement, prelude::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
+    Statement, prelude::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -146,7 +146,7 @@ pub async fn list(
     let backend = db.get_database_backend();
     let page = Statement::from_sql_and_values(
         backend,
-        page_sql(backend),
+        PAGE_SQL,
         [
             vault_id.into(),
             cursor.unwrap_or(i64::MAX).into(),
@@ -179,24 +179,15 @@ pub async fn list(
 /// is a member of it; `$4` rows at most. The hottest read there is, so it is written out once
 /// rather than built by the query builder on every request, and its rows are read by position
 /// rather than decoded into entity models by column name and then copied into the DTO.
-fn page_sql(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => {
-            "SELECT id, title, file_url, created_by, created_at, updated_at, version, created_seq \
-             FROM sources WHERE vault_id = $1 AND created_seq < $2 AND EXISTS \
-             (SELECT 1 FROM memberships m WHERE m.vault_id = $1 AND m.user_id = $3) \
-             ORDER BY created_seq DESC LIMIT $4"
-        }
-        _ => {
-            "SELECT id, title, file_url, created_by, created_at, updated_at, version, created_seq \
-             FROM sources WHERE vault_id = ?1 AND created_seq < ?2 AND EXISTS \
-             (SELECT 1 FROM memberships m WHERE m.vault_id = ?1 AND m.user_id = ?3) \
-             ORDER BY created_seq DESC LIMIT ?4"
-        }
-    }
-}
+///
+/// `$n` numbers the values on both backends: SQLite takes `$1` as the name of its first
+/// value, and sqlx binds such names by their number.
+const PAGE_SQL: &str = "SELECT id, title, file_url, created_by, created_at, updated_at, version, \
+     created_seq FROM sources WHERE vault_id = $1 AND created_seq < $2 AND EXISTS \
+     (SELECT 1 FROM memberships m WHERE m.vault_id = $1 AND m.user_id = $3) \
+     ORDER BY created_seq DESC LIMIT $4";
 
-/// One row of [`page_sql`] for vault `vault_id`: the source as clients see it, and its
+/// One row of [`PAGE_SQL`] for vault `vault_id`: the source as clients see it, and its
 /// `created_seq`. The vault is the one asked for, so it is not read (each value read is copied
 /// out of SQLite and decoded).
 fn page_row(row: &sea_orm::QueryResult, vault_id: Uuid) -> Result<(dto::Source, i64)> {
