@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod drain;
 pub mod error;
+pub mod memory;
 pub mod metrics;
 pub mod pages;
 pub mod realtime;

@@ -2,7 +2,7 @@ use clap::Parser;
 use syncscript::{
     cli::{self, Cli, Command, UserCommand},
     drain::Drain,
-    seed,
+    memory, seed,
     settings::Settings,
     startup::Application,
     telemetry,
@@ -10,7 +10,7 @@ use syncscript::{
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    return_large_blocks_to_the_os();
+    memory::return_large_blocks_to_the_os();
     let args = Cli::parse();
     let settings = match Settings::load() {
         Ok(s) => s,
@@ -70,6 +70,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }
     }
     println!();
+    memory::spawn_trimmer();
     let drain = app.drain();
     tokio::spawn(signals(drain.clone()));
     app.run_until(async move { drain.begun().await })
@@ -121,18 +122,3 @@ async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
     socket.bind(addr)?;
     socket.listen(4096)
 }
-
-/// Each password hash allocates 19 MiB. glibc serves a block that large with `mmap`, but after
-/// the first one is freed it raises its threshold to that size, so later hashes are carved
-/// from the per-thread heaps and stay resident: about 100 MiB of idle RSS after a few logins.
-/// A fixed threshold keeps such blocks mapped only while in use.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn return_large_blocks_to_the_os() {
-    // SAFETY: `mallopt` only tunes the allocator; glibc takes its own lock to change it.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_blocks_to_the_os() {}
