@@ -166,7 +166,7 @@ async fn storm(b: &Bench, side: &Side, shape: Shape, out: &mut Outcome) -> Storm
     r.replay_metrics = metrics
         .into_iter()
         .filter(|(k, _)| {
-            ["replay", "history", "log_read"]
+            ["replay", "history", "log_read", "join_access_reads"]
                 .iter()
                 .any(|w| k.contains(w))
         })

@@ -210,6 +210,17 @@ pub fn report(shape: &Shape, runs: &mut [StormRun], out: &mut Outcome) {
             None => "unavailable (no log-read counter on /metrics)".into(),
         }),
     );
+    t.row(
+        "role reads (/metrics: join_access_reads_total)",
+        col(&|r| {
+            r.replay_metrics
+                .iter()
+                .find(|(k, _)| k.contains("join_access_reads"))
+                .map_or("unavailable".into(), |(_, v)| {
+                    format!("{v:.0} for {} joins", r.joined)
+                })
+        }),
+    );
     out.tables.push(t);
     let mine = &runs[0];
     let p99 = pct(&mine.caught, 99.0);
