@@ -6,11 +6,16 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
 
 use crate::settings::{DatabaseSettings, redact_url};
 
+pub mod reads;
 mod wal;
 mod writer;
 
+pub use reads::Reads;
 pub use wal::{WalFull, spawn_checkpointer};
 pub use writer::{Writer, WriterGuard};
+
+/// How long an SQLite connection waits for a lock before it gives up with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects; SQLite runs in WAL mode with foreign keys on and a busy timeout, and its file's
 /// folder is created on first run. SQLite checkpoints inside commits, as it does by default:
@@ -58,7 +63,7 @@ async fn open(
             o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(BUSY_TIMEOUT)
                 .create_if_missing(true)
         })
         .map_sqlx_sqlite_pool_opts(move |o| {

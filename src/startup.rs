@@ -63,7 +63,8 @@ impl Application {
                 .map_err(|e| StartupError::Seed(e.to_string()))?;
         }
         startup.release().await;
-        let mut app = Self::with_db(settings, listener, db, wal_full, passwords).await?;
+        let reads = db::Reads::open(&settings.database)?;
+        let mut app = Self::with_db(settings, listener, db, reads, wal_full, passwords).await?;
         app.sqlite_file = sqlite_file;
         if let Some(full) = wal_full {
             db::spawn_checkpointer(app.state.db.clone(), full, app.stop.clone());
@@ -75,6 +76,7 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
         db: DatabaseConnection,
+        reads: Option<db::Reads>,
         wal_full: Option<&'static db::WalFull>,
         passwords: Passwords,
     ) -> Result<Self, StartupError> {
@@ -115,6 +117,7 @@ impl Application {
             join_reads: JoinReads::new(db.clone(), metrics.clone()),
             settings,
             db,
+            reads,
             sessions,
             passwords,
             io,

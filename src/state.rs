@@ -24,6 +24,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub db: DatabaseConnection,
+    /// On SQLite, the hottest reads without sqlx's worker thread (`None` on PostgreSQL).
+    pub reads: Option<crate::db::Reads>,
     /// Sessions already read, answered without the database while the bus allows it.
     pub sessions: SessionCache,
     pub tx: TxFactory,

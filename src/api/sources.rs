@@ -64,7 +64,15 @@ async fn list(
         .filter(|c| !c.is_empty())
         .map(sources::decode_cursor)
         .transpose()?;
-    let page = sources::list(&state.db, &user.actor(), id, limit, cursor).await?;
+    let page = sources::list(
+        &state.db,
+        state.reads.as_ref(),
+        &user.actor(),
+        id,
+        limit,
+        cursor,
+    )
+    .await?;
     let body = SourcePage {
         sources: page.sources,
         next_cursor: page.next_cursor,

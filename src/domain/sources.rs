@@ -1,8 +1,8 @@
-//! Sources: the documents of a vault. Listing pages by the `seq` of each source's creation
-//! event, newest first, which stays stable while new sources arrive.
+//! Sources: the documents of a vault, created, read, updated and deleted with the events they
+//! cause; their pages are in [`page`].
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
-    Statement, prelude::Expr,
+    prelude::Expr,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,6 +16,9 @@ use super::{
 };
 use crate::error::{AppError, Result};
 use entities::sources;
+
+mod page;
+pub use page::{Page, decode_cursor, encode_cursor, list};
 
 /// `{title, fileUrl}`, over REST and the socket alike.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
@@ -110,98 +113,6 @@ impl SourcePatch {
         c.finish()?;
         Ok(patch)
     }
-}
-
-pub struct Page {
-    pub sources: Vec<dto::Source>,
-    pub next_cursor: Option<String>,
-}
-
-/// A cursor is `s{seq}` in hex.
-pub fn encode_cursor(seq: i64) -> String {
-    hex::encode(format!("s{seq}"))
-}
-
-/// Takes exactly what the document's `cursor` pattern allows (`api::sources`): `s` and 1 to
-/// 18 digits (which always fit an `i64`), in hex.
-pub fn decode_cursor(raw: &str) -> Result<i64> {
-    let bad = || AppError::field("cursor", "is not a cursor this server issued");
-    let text = hex::decode(raw).map_err(|_| bad())?;
-    let digits = text.strip_prefix(b"s").ok_or_else(bad)?;
-    if !(1..=18).contains(&digits.len()) || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad());
-    }
-    Ok(digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-}
-
-pub async fn list(
-    db: &impl ConnectionTrait,
-    actor: &Actor,
-    vault_id: Uuid,
-    limit: u64,
-    cursor: Option<i64>,
-) -> Result<Page> {
-    // The membership is checked inside the page's own query; only an empty page asks again,
-    // to tell a vault without sources from one the caller cannot see.
-    let backend = db.get_database_backend();
-    let page = Statement::from_sql_and_values(
-        backend,
-        PAGE_SQL,
-        [
-            vault_id.into(),
-            cursor.unwrap_or(i64::MAX).into(),
-            actor.user_id.into(),
-            i64::try_from(limit)
-                .unwrap_or(i64::MAX)
-                .saturating_add(1)
-                .into(),
-        ],
-    );
-    let rows = db.query_all_raw(page).await?;
-    if rows.is_empty() {
-        access::require(db, vault_id, actor.user_id, Action::Read).await?;
-    }
-    let more = rows.len() as u64 > limit;
-    let mut sources = Vec::with_capacity(rows.len().min(limit as usize));
-    let mut last_seq = 0;
-    for row in rows.iter().take(limit as usize) {
-        let (source, seq) = page_row(row, vault_id)?;
-        sources.push(source);
-        last_seq = seq;
-    }
-    Ok(Page {
-        sources,
-        next_cursor: more.then(|| encode_cursor(last_seq)),
-    })
-}
-
-/// A page, newest first, of the sources of vault `$1` created before `seq` `$2`, if user `$3`
-/// is a member of it; `$4` rows at most. The hottest read there is, so it is written out once
-/// rather than built by the query builder on every request, and its rows are read by position
-/// rather than decoded into entity models by column name and then copied into the DTO.
-///
-/// `$n` numbers the values on both backends: SQLite takes `$1` as the name of its first
-/// value, and sqlx binds such names by their number.
-const PAGE_SQL: &str = "SELECT id, title, file_url, created_by, created_at, updated_at, version, \
-     created_seq FROM sources WHERE vault_id = $1 AND created_seq < $2 AND EXISTS \
-     (SELECT 1 FROM memberships m WHERE m.vault_id = $1 AND m.user_id = $3) \
-     ORDER BY created_seq DESC LIMIT $4";
-
-/// One row of [`PAGE_SQL`] for vault `vault_id`: the source as clients see it, and its
-/// `created_seq`. The vault is the one asked for, so it is not read (each value read is copied
-/// out of SQLite and decoded).
-fn page_row(row: &sea_orm::QueryResult, vault_id: Uuid) -> Result<(dto::Source, i64)> {
-    let source = dto::Source {
-        id: row.try_get_by_index(0)?,
-        vault_id,
-        title: row.try_get_by_index(1)?,
-        file_url: row.try_get_by_index(2)?,
-        created_by: row.try_get_by_index(3)?,
-        created_at: row.try_get_by_index(4)?,
-        updated_at: row.try_get_by_index(5)?,
-        version: row.try_get_by_index(6)?,
-    };
-    Ok((source, row.try_get_by_index(7)?))
 }
 
 pub async fn get(db: &impl ConnectionTrait, actor: &Actor, source_id: Uuid) -> Result<dto::Source> {

@@ -18,5 +18,6 @@ mod pages;
 mod realtime;
 mod session_cache;
 mod shutdown;
+mod source_pages;
 mod sources;
 mod vaults;
