@@ -6,10 +6,12 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
 
 use crate::settings::{DatabaseSettings, redact_url};
 
+mod direct;
 pub mod reads;
 mod wal;
 mod writer;
 
+pub use direct::DirectTxn;
 pub use reads::Reads;
 pub use wal::{WalFull, spawn_checkpointer};
 pub use writer::{Writer, WriterGuard};

@@ -72,6 +72,11 @@ impl AppState {
         self.tx.begin().await
     }
 
+    /// See [`crate::domain::TxFactory::begin_direct`].
+    pub async fn begin_direct(&self) -> Result<crate::domain::Tx> {
+        self.tx.begin_direct().await
+    }
+
     pub fn lifetimes(&self) -> Lifetimes {
         Lifetimes {
             ttl: self.settings.session.ttl,

@@ -103,7 +103,7 @@ async fn create(
 ) -> Result<Response> {
     let id = path_id(&id, "Vault not found")?;
     let new = NewSource::parse(&body)?;
-    let mut tx = state.begin().await?;
+    let mut tx = state.begin_direct().await?;
     let source = sources::create(&mut tx, &user.actor(), id, new).await?;
     tx.commit().await?;
     Ok(created(SourceBody { source }))

@@ -70,17 +70,25 @@ pub async fn report_to(
     full: &'static WalFull,
 ) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle();
-    // SAFETY: `db` is this connection's open handle, locked for us until `handle` drops; the
-    // context pointer is `'static`, so it outlives the connection.
+    // SAFETY: the handle is this connection's, locked for us until `handle` drops.
+    unsafe { report_raw(handle.as_raw_handle().as_ptr(), full) };
+    Ok(())
+}
+
+/// Installs the hook on an open connection's raw handle.
+///
+/// # Safety
+/// `db` is an open connection that no other thread uses meanwhile.
+pub unsafe fn report_raw(db: *mut libsqlite3_sys::sqlite3, full: &'static WalFull) {
+    // SAFETY: as the caller promises; the context pointer is `'static`, so it outlives the
+    // connection.
     unsafe {
         libsqlite3_sys::sqlite3_wal_hook(
-            db.as_ptr(),
+            db,
             Some(written),
             std::ptr::from_ref(full).cast_mut().cast::<c_void>(),
         );
     }
-    Ok(())
 }
 
 /// SQLite calls this after each commit with the pages now in the log, on the committing

@@ -7,7 +7,9 @@
 //! On SQLite the writers also share one connection of their own. A connection empties its page
 //! cache whenever it starts a transaction after another connection wrote, so a write made on
 //! whichever pooled connection came first read every page it touched again (a system call
-//! each); the one connection that makes every gated write keeps its pages.
+//! each); the one connection that makes every gated write keeps its pages. Mutations that
+//! only run statements through `Tx`'s own methods (a new source) take a second one, behind
+//! the same gate, on the calling thread (see [`super::direct`]).
 use std::sync::Arc;
 
 use sea_orm::{
@@ -16,12 +18,17 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{WalFull, is_sqlite, prepare_sqlite};
+use super::{
+    WalFull,
+    direct::{Direct, DirectTxn},
+    is_sqlite, prepare_sqlite,
+};
 
 #[derive(Clone)]
 pub struct Writer {
     db: DatabaseConnection,
     gate: Option<Arc<Mutex<()>>>,
+    direct: Option<Direct>,
 }
 
 /// Held until the transaction has committed or rolled back.
@@ -35,9 +42,19 @@ impl Writer {
         wal_full: Option<&'static WalFull>,
     ) -> Result<Self, sea_orm::DbErr> {
         if !is_sqlite(&db) {
-            return Ok(Self { db, gate: None });
+            return Ok(Self {
+                db,
+                gate: None,
+                direct: None,
+            });
         }
         let options = db.get_sqlite_connection_pool().connect_options();
+        let path = options.get_filename().to_string_lossy().into_owned();
+        // An in-memory database is the pool's own: another connection would open another.
+        let direct = (!path.is_empty() && path != ":memory:")
+            .then(|| Direct::open(&path, wal_full))
+            .transpose()
+            .map_err(|e| sea_orm::DbErr::Custom(format!("direct writer connection: {e}")))?;
         let pool = sqlx::pool::PoolOptions::<sqlx::Sqlite>::new()
             .max_connections(1)
             .min_connections(1)
@@ -55,6 +72,7 @@ impl Writer {
         Ok(Self {
             db: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
             gate: Some(gate),
+            direct,
         })
     }
 
@@ -68,5 +86,18 @@ impl Writer {
             ..Default::default()
         };
         Ok((self.db.begin_with_options(options).await?, Some(guard)))
+    }
+
+    /// On SQLite, a transaction run on the calling thread (see [`super::direct`]); `None` on
+    /// PostgreSQL, whose statements are network round trips anyway.
+    pub async fn begin_direct(&self) -> Result<Option<DirectTxn>, sea_orm::DbErr> {
+        let (Some(gate), Some(direct)) = (&self.gate, &self.direct) else {
+            return Ok(None);
+        };
+        let guard = gate.clone().lock_owned().await;
+        direct
+            .begin(guard)
+            .map(Some)
+            .map_err(|e| sea_orm::DbErr::Custom(format!("BEGIN on the direct connection: {e}")))
     }
 }

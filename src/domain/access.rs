@@ -129,12 +129,12 @@ pub async fn next_seq_requiring(
         Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
     ]));
     let row = tx
-        .query_one(&update)
+        .query_row(tx.backend().build(&update))
         .await?
         .ok_or(AppError::NotFound("Vault not found"))?;
-    let seq = row.try_get_by_index::<i64>(0)?;
+    let seq = row.i64(0)?;
     let role = row
-        .try_get_by_index::<Option<String>>(1)?
+        .text_or_null(1)?
         .and_then(|r| Role::try_from_value(&r).ok());
     Ok((seq, permitted(role, action)?))
 }

@@ -205,7 +205,7 @@ pub async fn append_after(
             payload: Set(payload),
             created_at: Set(timestamp),
         })
-        .build(tx.get_database_backend())
+        .build(tx.backend())
     });
     tx.write_all(write.into_iter().chain(logged)).await?;
     tx.record(Event {

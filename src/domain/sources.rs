@@ -154,7 +154,7 @@ pub async fn create(
         created_at: Set(at),
         updated_at: Set(at),
     })
-    .build(tx.get_database_backend());
+    .build(tx.backend());
     let source = dto::Source::from(&model);
     let change = events::Change::new(EventKind::SourceCreated, json!({ "source": source }));
     events::append_after(tx, Some(insert), vault_id, seq, actor, role, change).await?;

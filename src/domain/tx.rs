@@ -2,9 +2,13 @@
 //! function record what it changed, and commit; the transaction announces its own notices
 //! (see [`crate::bus`]), so nothing leaves the process unless it committed. Dropping a `Tx`
 //! without `commit` rolls it back and announces nothing.
+//!
+//! A `Tx` from [`TxFactory::begin_direct`] runs on SQLite on the calling thread (see
+//! [`crate::db::DirectTxn`]); it serves only statements sent through its own methods
+//! ([`Tx::query_row`], [`Tx::write_all`]), not sea-orm's through `Deref`.
 use std::ops::Deref;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement};
 use uuid::Uuid;
 
 use super::{
@@ -13,7 +17,7 @@ use super::{
 };
 use crate::{
     bus::Bus,
-    db::{Writer, WriterGuard},
+    db::{DirectTxn, Writer, WriterGuard},
     error::{AppError, Result},
 };
 
@@ -30,20 +34,72 @@ impl TxFactory {
 
     pub async fn begin(&self) -> Result<Tx> {
         let (txn, writer) = self.writer.begin().await?;
-        Ok(Tx {
+        Ok(self.tx(Txn::Orm(txn), writer))
+    }
+
+    /// For mutations whose every statement goes through [`Tx`]'s own methods: on SQLite they
+    /// run on the calling thread; on PostgreSQL this is [`TxFactory::begin`].
+    pub async fn begin_direct(&self) -> Result<Tx> {
+        match self.writer.begin_direct().await? {
+            Some(direct) => Ok(self.tx(Txn::Direct(direct), None)),
+            None => self.begin().await,
+        }
+    }
+
+    fn tx(&self, txn: Txn, writer: WriterGuard) -> Tx {
+        Tx {
             txn,
             notices: Vec::new(),
             bus: self.bus.clone(),
             _writer: writer,
-        })
+        }
     }
 }
 
 pub struct Tx {
-    txn: DatabaseTransaction,
+    txn: Txn,
     notices: Vec<Notice>,
     bus: Bus,
     _writer: WriterGuard,
+}
+
+enum Txn {
+    Orm(DatabaseTransaction),
+    /// Holds the writers' gate itself.
+    Direct(DirectTxn),
+}
+
+/// A row from [`Tx::query_row`].
+pub enum Row {
+    Orm(QueryResult),
+    Direct(Vec<rusqlite::types::Value>),
+}
+
+impl Row {
+    pub fn i64(&self, idx: usize) -> Result<i64> {
+        match self {
+            Row::Orm(row) => Ok(row.try_get_by_index(idx)?),
+            Row::Direct(row) => match row.get(idx) {
+                Some(rusqlite::types::Value::Integer(i)) => Ok(*i),
+                other => Err(AppError::internal(format!(
+                    "column {idx}: {other:?} is no integer"
+                ))),
+            },
+        }
+    }
+
+    pub fn text_or_null(&self, idx: usize) -> Result<Option<String>> {
+        match self {
+            Row::Orm(row) => Ok(row.try_get_by_index(idx)?),
+            Row::Direct(row) => match row.get(idx) {
+                Some(rusqlite::types::Value::Text(s)) => Ok(Some(s.clone())),
+                Some(rusqlite::types::Value::Null) => Ok(None),
+                other => Err(AppError::internal(format!(
+                    "column {idx}: {other:?} is no text"
+                ))),
+            },
+        }
+    }
 }
 
 impl Tx {
@@ -52,14 +108,39 @@ impl Tx {
         self.notices.push(Notice::Event(event));
     }
 
-    /// Runs statements that return nothing, in order. SQLite gets them as one batch: each
-    /// statement sent alone is a round trip to the thread that owns the connection (two context
-    /// switches), which cost more than the statements themselves. PostgreSQL's extended protocol
-    /// takes one statement at a time.
+    /// The backend statements are to be built for.
+    pub fn backend(&self) -> DbBackend {
+        match &self.txn {
+            Txn::Orm(txn) => txn.get_database_backend(),
+            Txn::Direct(_) => DbBackend::Sqlite,
+        }
+    }
+
+    /// The first row a statement returns.
+    pub async fn query_row(&self, statement: Statement) -> Result<Option<Row>> {
+        Ok(match &self.txn {
+            Txn::Orm(txn) => txn.query_one_raw(statement).await?.map(Row::Orm),
+            Txn::Direct(txn) => txn.query_row(&statement)?.map(Row::Direct),
+        })
+    }
+
+    /// Runs statements that return nothing, in order. Through sqlx, SQLite gets them as one
+    /// batch: each statement sent alone is a round trip to the thread that owns the connection
+    /// (two context switches), which cost more than the statements themselves. PostgreSQL's
+    /// extended protocol takes one statement at a time.
     pub async fn write_all(&self, statements: impl IntoIterator<Item = Statement>) -> Result<()> {
-        if self.txn.get_database_backend() != DbBackend::Sqlite {
+        let txn = match &self.txn {
+            Txn::Orm(txn) => txn,
+            Txn::Direct(txn) => {
+                for statement in statements {
+                    txn.execute(&statement)?;
+                }
+                return Ok(());
+            }
+        };
+        if txn.get_database_backend() != DbBackend::Sqlite {
             for statement in statements {
-                self.txn.execute_raw(statement).await?;
+                txn.execute_raw(statement).await?;
             }
             return Ok(());
         }
@@ -75,7 +156,7 @@ impl Tx {
         }
         if !sql.is_empty() {
             let batch = Statement::from_sql_and_values(DbBackend::Sqlite, sql, values);
-            self.txn.execute_raw(batch).await?;
+            txn.execute_raw(batch).await?;
         }
         Ok(())
     }
@@ -85,8 +166,9 @@ impl Tx {
         self.notices.push(Notice::SessionEnded(session_id, reason));
     }
 
-    /// Announces and commits. Runs in its own task: if the caller goes away mid-commit (a
-    /// client hung up), a transaction that commits still has its notices delivered.
+    /// Announces and commits. Through sea-orm it runs in its own task: if the caller goes away
+    /// mid-commit (a client hung up), a transaction that commits still has its notices
+    /// delivered. A direct one commits without awaiting anything.
     pub async fn commit(self) -> Result<()> {
         let Tx {
             txn,
@@ -94,6 +176,14 @@ impl Tx {
             bus,
             _writer,
         } = self;
+        let txn = match txn {
+            Txn::Orm(txn) => txn,
+            Txn::Direct(txn) => {
+                txn.commit()?;
+                bus.committed(notices);
+                return Ok(());
+            }
+        };
         let done = tokio::spawn(async move {
             bus.announce(&txn, &notices).await?;
             txn.commit().await?;
@@ -108,7 +198,13 @@ impl Tx {
 
 impl Deref for Tx {
     type Target = DatabaseTransaction;
+    /// # Panics
+    /// On a transaction from [`TxFactory::begin_direct`]: such mutations send every statement
+    /// through `Tx`'s own methods (a test of each one runs on SQLite).
     fn deref(&self) -> &DatabaseTransaction {
-        &self.txn
+        match &self.txn {
+            Txn::Orm(txn) => txn,
+            Txn::Direct(_) => panic!("a direct transaction takes statements only through Tx"),
+        }
     }
 }

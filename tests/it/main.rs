@@ -4,6 +4,7 @@
 mod auth;
 mod conformance;
 mod delivery;
+mod direct_writes;
 mod drain;
 mod edges;
 mod foundation;
