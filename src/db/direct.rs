@@ -50,7 +50,7 @@ impl Direct {
         let mut txn = DirectTxn {
             conn: self.clone(),
             open: false,
-            _gate: gate,
+            gate: Some(gate),
         };
         txn.run(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
         txn.open = true;
@@ -63,7 +63,7 @@ impl Direct {
 pub struct DirectTxn {
     conn: Direct,
     open: bool,
-    _gate: OwnedMutexGuard<()>,
+    gate: Option<OwnedMutexGuard<()>>,
 }
 
 impl DirectTxn {
@@ -99,10 +99,12 @@ impl DirectTxn {
         })
     }
 
-    pub fn commit(mut self) -> rusqlite::Result<()> {
+    /// Commits; returns the writers' gate, for the caller to announce what committed before
+    /// the next writer may commit (events go out in commit order).
+    pub fn commit(mut self) -> rusqlite::Result<OwnedMutexGuard<()>> {
         self.run(|c| c.execute_batch("COMMIT"))?;
         self.open = false;
-        Ok(())
+        Ok(self.gate.take().expect("the gate is held until commit"))
     }
 }
 

@@ -179,8 +179,9 @@ impl Tx {
         let txn = match txn {
             Txn::Orm(txn) => txn,
             Txn::Direct(txn) => {
-                txn.commit()?;
+                let gate = txn.commit()?;
                 bus.committed(notices);
+                drop(gate);
                 return Ok(());
             }
         };

@@ -154,6 +154,7 @@ pub async fn metrics(http: &reqwest::Client, base: &str) -> BTreeMap<String, f64
                 "replay",
                 "history",
                 "log_read",
+                "join_access_reads",
                 "db_pool",
             ]
             .iter()
