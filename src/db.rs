@@ -19,6 +19,18 @@ pub use writer::{Writer, WriterGuard};
 /// How long an SQLite connection waits for a lock before it gives up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A connection of our own to the SQLite file (see [`reads`] and [`direct`]), set up as the
+/// pool's are: the same busy timeout, plans kept (see [`keep_sqlite_plans`]). Each is used by
+/// one thread at a time, behind a mutex of ours, so SQLite's own per-connection mutex is off.
+fn open_rusqlite(path: &str) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::{OpenFlags, config::DbConfig};
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(conn)
+}
+
 /// Connects; SQLite runs in WAL mode with foreign keys on and a busy timeout, and its file's
 /// folder is created on first run. SQLite checkpoints inside commits, as it does by default:
 /// for short-lived commands.

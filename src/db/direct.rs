@@ -16,11 +16,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::SecondsFormat;
-use rusqlite::{Connection, OpenFlags, config::DbConfig, types::Value as Sql};
+use rusqlite::{Connection, types::Value as Sql};
 use sea_orm::{Statement, Value};
 use tokio::sync::OwnedMutexGuard;
 
-use super::{BUSY_TIMEOUT, WalFull, wal};
+use super::{WalFull, open_rusqlite, wal};
 
 /// The direct write connection, shared by the writer's transactions one at a time.
 #[derive(Clone)]
@@ -28,15 +28,12 @@ pub struct Direct(Arc<Mutex<Connection>>);
 
 impl Direct {
     /// Opens it with the pool's settings: WAL (already the file's), `synchronous = NORMAL`,
-    /// foreign keys, stable plans, and with `wal_full` its commits reporting to the checkpointer.
+    /// foreign keys, and with `wal_full` its commits reporting to the checkpointer.
     pub fn open(path: &str, wal_full: Option<&'static WalFull>) -> rusqlite::Result<Self> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let conn = open_rusqlite(path)?;
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         if let Some(full) = wal_full {
             // SAFETY: the handle is this open connection's, which the hook never outlives
             // (`full` is 'static).

@@ -15,10 +15,10 @@ use std::sync::{
 };
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, Row, config::DbConfig, types::Type};
+use rusqlite::{Connection, Row, types::Type};
 use uuid::Uuid;
 
-use super::{BUSY_TIMEOUT, sqlite_path};
+use super::{open_rusqlite, sqlite_path};
 use crate::settings::DatabaseSettings;
 
 pub struct Reads {
@@ -63,12 +63,8 @@ impl Reads {
 }
 
 fn open_one(path: &str) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let conn = open_rusqlite(path)?;
     conn.pragma_update(None, "query_only", true)?;
-    // Plans kept, as on the pool's connections (see `keep_sqlite_plans`).
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

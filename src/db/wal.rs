@@ -7,7 +7,8 @@
 //! automatic checkpoint off) and the checkpointer task ([`spawn_checkpointer`]) runs a `PASSIVE` checkpoint on a
 //! pool connection of its own once the log passes [`CHECKPOINT_PAGES`], then copies what was
 //! appended meanwhile behind the writers' gate: commits never wait for the long part, and the
-//! log stays bounded because the next write after a complete checkpoint starts it over. Should the task fall behind (or not run), the commit that finds the log past
+//! log stays bounded because the next write after a complete checkpoint starts it over.
+//! Should the task fall behind (or not run), the commit that finds the log past
 //! [`BACKSTOP_PAGES`] checkpoints inline, as SQLite would have.
 use std::{
     ffi::{c_char, c_int, c_void},

@@ -1,5 +1,5 @@
-//! socketioxide's local adapter with one more operation: [`Adapter::send_each`] encodes a
-//! packet once and hands it to each of a list of sockets, saying whose buffer was full.
+//! socketioxide's local adapter with two more operations: [`Adapter::encode`] encodes an event
+//! once, and [`Adapter::send`] hands it to one socket, saying whether its buffer was full.
 //!
 //! `SocketRef::emit` serializes its data and encodes the packet anew for every socket (a
 //! growing `Vec` and a second copy, half of the fan-out's instructions in malloc), and
