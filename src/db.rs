@@ -6,11 +6,13 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, sqlx};
 
 use crate::settings::{DatabaseSettings, redact_url};
 
+mod built;
 mod direct;
 pub mod reads;
 mod wal;
 mod writer;
 
+pub use built::BuiltOnce;
 pub use direct::DirectTxn;
 pub use reads::Reads;
 pub use wal::{WalFull, spawn_checkpointer};

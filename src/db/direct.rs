@@ -49,7 +49,7 @@ impl Direct {
             open: false,
             gate: Some(gate),
         };
-        txn.run(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
+        txn.run(|c| c.prepare_cached("BEGIN IMMEDIATE")?.execute([]))?;
         txn.open = true;
         Ok(txn)
     }
@@ -99,7 +99,7 @@ impl DirectTxn {
     /// Commits; returns the writers' gate, for the caller to announce what committed before
     /// the next writer may commit (events go out in commit order).
     pub fn commit(mut self) -> rusqlite::Result<OwnedMutexGuard<()>> {
-        self.run(|c| c.execute_batch("COMMIT"))?;
+        self.run(|c| c.prepare_cached("COMMIT")?.execute([]))?;
         self.open = false;
         Ok(self.gate.take().expect("the gate is held until commit"))
     }

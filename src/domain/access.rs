@@ -8,7 +8,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{Role, Tx};
-use crate::error::{AppError, Result};
+use crate::{
+    db::BuiltOnce,
+    error::{AppError, Result},
+};
 use entities::{memberships, vaults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,20 +119,26 @@ pub async fn next_seq_requiring(
     user_id: Uuid,
     action: Action,
 ) -> Result<(i64, Role)> {
-    use memberships::Column as M;
-    let role = Query::select()
-        .column(M::Role)
-        .from(memberships::Entity)
-        .and_where(Expr::col((memberships::Entity, M::VaultId)).eq(vault_id))
-        .and_where(Expr::col((memberships::Entity, M::UserId)).eq(user_id))
-        .to_owned();
-    let mut update = super::events::seq_bump(vault_id);
-    update.returning(Query::returning().exprs([
-        Expr::col(vaults::Column::LastSeq),
-        Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
-    ]));
+    static BUILT: BuiltOnce = BuiltOnce::new();
+    let backend = tx.backend();
+    let values = vec![1.into(), vault_id.into(), vault_id.into(), user_id.into()];
+    let update = BUILT.statement(backend, values, || {
+        use memberships::Column as M;
+        let role = Query::select()
+            .column(M::Role)
+            .from(memberships::Entity)
+            .and_where(Expr::col((memberships::Entity, M::VaultId)).eq(vault_id))
+            .and_where(Expr::col((memberships::Entity, M::UserId)).eq(user_id))
+            .to_owned();
+        let mut update = super::events::seq_bump(vault_id);
+        update.returning(Query::returning().exprs([
+            Expr::col(vaults::Column::LastSeq),
+            Expr::SubQuery(None, Box::new(role.into_sub_query_statement())),
+        ]));
+        backend.build(&update)
+    });
     let row = tx
-        .query_row(tx.backend().build(&update))
+        .query_row(update)
         .await?
         .ok_or(AppError::NotFound("Vault not found"))?;
     let seq = row.i64(0)?;

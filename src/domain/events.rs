@@ -13,7 +13,10 @@ use serde_json::{Value, json, value::RawValue};
 use uuid::Uuid;
 
 use super::{Actor, Role, Tx, now, role_name, sessions::EndReason};
-use crate::error::{AppError, Result};
+use crate::{
+    db::BuiltOnce,
+    error::{AppError, Result},
+};
 use entities::{events, vaults};
 
 /// The events of CONTRACT §6.
@@ -197,15 +200,28 @@ pub async fn append_after(
     }
     let raw = raw(&payload);
     let logged = (change.kind != EventKind::VaultDeleted).then(|| {
-        events::Entity::insert(events::ActiveModel {
-            vault_id: Set(vault_id),
-            seq: Set(seq),
-            event_type: Set(change.kind.name().to_string()),
-            actor_id: Set(Some(actor.user_id)),
-            payload: Set(payload),
-            created_at: Set(timestamp),
+        static BUILT: BuiltOnce = BuiltOnce::new();
+        let backend = tx.backend();
+        let kind = change.kind.name();
+        let values = vec![
+            vault_id.into(),
+            seq.into(),
+            kind.into(),
+            Some(actor.user_id).into(),
+            payload.into(),
+            timestamp.into(),
+        ];
+        BUILT.statement(backend, values, || {
+            events::Entity::insert(events::ActiveModel {
+                vault_id: Set(vault_id),
+                seq: Set(seq),
+                event_type: Set(kind.to_string()),
+                actor_id: Set(Some(actor.user_id)),
+                payload: Set(serde_json::from_str(raw.get()).expect("valid JSON")),
+                created_at: Set(timestamp),
+            })
+            .build(backend)
         })
-        .build(tx.backend())
     });
     tx.write_all(write.into_iter().chain(logged)).await?;
     tx.record(Event {

@@ -14,7 +14,10 @@ use super::{
     events::{self, EventKind},
     input, now,
 };
-use crate::error::{AppError, Result};
+use crate::{
+    db::BuiltOnce,
+    error::{AppError, Result},
+};
 use entities::sources;
 
 mod page;
@@ -143,18 +146,33 @@ pub async fn create(
         created_at: at,
         updated_at: at,
     };
-    let insert = sources::Entity::insert(sources::ActiveModel {
-        id: Set(model.id),
-        vault_id: Set(model.vault_id),
-        title: Set(model.title.clone()),
-        file_url: Set(model.file_url.clone()),
-        created_by: Set(model.created_by),
-        created_seq: Set(seq),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-    })
-    .build(tx.backend());
+    static BUILT: BuiltOnce = BuiltOnce::new();
+    let backend = tx.backend();
+    let values = vec![
+        model.id.into(),
+        vault_id.into(),
+        model.title.clone().into(),
+        model.file_url.clone().into(),
+        model.created_by.into(),
+        seq.into(),
+        1.into(),
+        at.into(),
+        at.into(),
+    ];
+    let insert = BUILT.statement(backend, values, || {
+        sources::Entity::insert(sources::ActiveModel {
+            id: Set(model.id),
+            vault_id: Set(model.vault_id),
+            title: Set(model.title.clone()),
+            file_url: Set(model.file_url.clone()),
+            created_by: Set(model.created_by),
+            created_seq: Set(seq),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+        })
+        .build(backend)
+    });
     let source = dto::Source::from(&model);
     let change = events::Change::new(EventKind::SourceCreated, json!({ "source": source }));
     events::append_after(tx, Some(insert), vault_id, seq, actor, role, change).await?;
