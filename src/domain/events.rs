@@ -100,8 +100,8 @@ impl Event {
 }
 
 pub fn raw(value: &Value) -> Arc<RawValue> {
-    // A `Value` always serializes to valid JSON.
-    Arc::from(RawValue::from_string(value.to_string()).expect("valid JSON"))
+    // A `Value` always serializes, to valid JSON: no need to parse it again.
+    Arc::from(serde_json::value::to_raw_value(value).expect("a Value always serializes"))
 }
 
 /// What a committed transaction announces to every node.
