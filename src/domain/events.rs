@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, EntityTrait, QueryTrait, Statement,
+    ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement,
     prelude::Expr,
     sea_query::{ExprTrait, Query, UpdateStatement},
 };
@@ -203,12 +203,18 @@ pub async fn append_after(
         static BUILT: BuiltOnce = BuiltOnce::new();
         let backend = tx.backend();
         let kind = change.kind.name();
+        // SQLite keeps JSON as text, the text `raw` already holds: bound as such, the payload
+        // is not serialized a second time.
+        let payload = match backend {
+            DbBackend::Sqlite => raw.get().into(),
+            _ => payload.into(),
+        };
         let values = vec![
             vault_id.into(),
             seq.into(),
             kind.into(),
             Some(actor.user_id).into(),
-            payload.into(),
+            payload,
             timestamp.into(),
         ];
         BUILT.statement(backend, values, || {
