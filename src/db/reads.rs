@@ -92,9 +92,12 @@ pub fn timestamp(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
         .get_ref(idx)?
         .as_str()
         .map_err(|e| conversion(idx, Type::Text, e))?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| conversion(idx, Type::Text, e))
+    parse_timestamp(text).map_err(|e| conversion(idx, Type::Text, e))
+}
+
+/// RFC 3339 text as sqlx stores a `DateTime<Utc>`, read back.
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
 }
 
 fn conversion(

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
-    prelude::Expr,
+    prelude::Expr, sea_query::Query,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{dto, now};
+use super::{Tx, dto, now};
 use crate::error::Result;
 pub use cache::SessionCache;
 use entities::{sessions, users};
@@ -208,15 +208,32 @@ pub async fn dead_among(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<(
     let now = now();
     Ok(ids
         .iter()
-        .filter_map(|id| match found.get(id) {
-            Some(expires) if *expires > now => None,
-            Some(_) => Some((*id, EndReason::Expired)),
-            None => Some((*id, EndReason::Revoked)),
-        })
+        .filter_map(|id| Some((*id, ended(found.get(id).copied(), now)?)))
         .collect())
 }
 
-/// Whether a session still exists and has not expired.
-pub async fn is_alive(db: &impl ConnectionTrait, session_id: Uuid) -> Result<bool> {
-    Ok(dead_among(db, &[session_id]).await?.is_empty())
+/// Why a session whose row holds `expires` (none: the row is gone) has ended, if it has.
+fn ended(expires: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<EndReason> {
+    match expires {
+        Some(expires) if expires > now => None,
+        Some(_) => Some(EndReason::Expired),
+        None => Some(EndReason::Revoked),
+    }
+}
+
+/// Whether a session still exists and has not expired, read in a write transaction (so no
+/// logout commits between the check and the write). Through [`Tx`]'s own methods, so it also
+/// runs in a direct one.
+pub async fn is_alive(tx: &Tx, session_id: Uuid) -> Result<bool> {
+    use sea_orm::sea_query::ExprTrait;
+    let select = Query::select()
+        .column(sessions::Column::ExpiresAt)
+        .from(sessions::Entity)
+        .and_where(Expr::col(sessions::Column::Id).eq(session_id))
+        .to_owned();
+    let expires = match tx.query_row(tx.backend().build(&select)).await? {
+        Some(row) => Some(row.timestamp(0)?),
+        None => None,
+    };
+    Ok(ended(expires, now()).is_none())
 }

@@ -1,9 +1,6 @@
 //! Sources: the documents of a vault, created, read, updated and deleted with the events they
 //! cause; their pages are in [`page`].
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
-    prelude::Expr,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, prelude::Expr};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -160,18 +157,7 @@ pub async fn create(
         at.into(),
     ];
     let insert = BUILT.statement(backend, values, || {
-        sources::Entity::insert(sources::ActiveModel {
-            id: Set(model.id),
-            vault_id: Set(model.vault_id),
-            title: Set(model.title.clone()),
-            file_url: Set(model.file_url.clone()),
-            created_by: Set(model.created_by),
-            created_seq: Set(seq),
-            version: Set(1),
-            created_at: Set(at),
-            updated_at: Set(at),
-        })
-        .build(backend)
+        sources::Entity::insert(sources::ActiveModel::from(model.clone())).build(backend)
     });
     let source = dto::Source::from(&model);
     let change = events::Change::new(EventKind::SourceCreated, json!({ "source": source }));

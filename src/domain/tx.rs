@@ -8,6 +8,7 @@
 //! ([`Tx::query_row`], [`Tx::write_all`]), not sea-orm's through `Deref`.
 use std::ops::Deref;
 
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, Statement};
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::{
     bus::Bus,
-    db::{DirectTxn, Writer, WriterGuard},
+    db::{DirectTxn, Writer, WriterGuard, reads::parse_timestamp},
     error::{AppError, Result},
 };
 
@@ -83,6 +84,21 @@ impl Row {
                 Some(rusqlite::types::Value::Integer(i)) => Ok(*i),
                 other => Err(AppError::internal(format!(
                     "column {idx}: {other:?} is no integer"
+                ))),
+            },
+        }
+    }
+
+    /// A timestamp; on the direct connection, the text sqlx stores for one.
+    pub fn timestamp(&self, idx: usize) -> Result<DateTime<Utc>> {
+        match self {
+            Row::Orm(row) => Ok(row.try_get_by_index(idx)?),
+            Row::Direct(row) => match row.get(idx) {
+                Some(rusqlite::types::Value::Text(s)) => {
+                    parse_timestamp(s).map_err(|e| AppError::internal(format!("column {idx}: {e}")))
+                }
+                other => Err(AppError::internal(format!(
+                    "column {idx}: {other:?} is no timestamp"
                 ))),
             },
         }

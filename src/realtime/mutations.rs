@@ -41,10 +41,9 @@ fn uuid_field(field: &str, raw: &str) -> Result<Uuid> {
     input::id(field, raw).map_err(|e| AppError::validation(vec![e]))
 }
 
-/// A write transaction for a socket whose session is still alive.
-async fn begin(state: &AppState, ctx: &SocketCtx) -> Result<Tx> {
-    let tx = state.begin().await?;
-    if !sessions::is_alive(&*tx, ctx.user().session_id).await? {
+/// `tx`, for a socket whose session is still alive.
+async fn alive(tx: Tx, ctx: &SocketCtx) -> Result<Tx> {
+    if !sessions::is_alive(&tx, ctx.user().session_id).await? {
         return Err(AppError::Unauthorized("Session expired or revoked"));
     }
     Ok(tx)
@@ -59,7 +58,8 @@ pub(super) async fn create_source(
     let target: CreateTarget = from_json(value)?;
     let vault_id = uuid_field("vaultId", &target.vault_id)?;
     let new = NewSource::parse(&fields)?;
-    let mut tx = begin(state, ctx).await?;
+    // As over REST: a new source takes the direct transaction (see `TxFactory::begin_direct`).
+    let mut tx = alive(state.begin_direct().await?, ctx).await?;
     let source = sources::create(&mut tx, &ctx.actor(), vault_id, new).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))
@@ -74,7 +74,7 @@ pub(super) async fn update_source(
     let target: SourceTarget = from_json(value)?;
     let source_id = uuid_field("sourceId", &target.source_id)?;
     let patch = SourcePatch::parse(&fields)?;
-    let mut tx = begin(state, ctx).await?;
+    let mut tx = alive(state.begin().await?, ctx).await?;
     let source = sources::update(&mut tx, &ctx.actor(), source_id, patch).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))
@@ -87,7 +87,7 @@ pub(super) async fn delete_source(
 ) -> Result<Value> {
     let target: SourceTarget = from_json(object(&value)?)?;
     let source_id = uuid_field("sourceId", &target.source_id)?;
-    let mut tx = begin(state, ctx).await?;
+    let mut tx = alive(state.begin().await?, ctx).await?;
     let source = sources::delete(&mut tx, &ctx.actor(), source_id).await?;
     tx.commit().await?;
     Ok(json!({ "ok": true, "source": source }))
