@@ -8,9 +8,32 @@ use syncscript::{
     telemetry,
 };
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     memory::return_large_blocks_to_the_os();
+    match runtime() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One worker thread per CPU the process may run on. On one CPU (a one-core container, or
+/// `taskset -c 0`), the current-thread scheduler: every task runs on the thread that polls the
+/// sockets, as Node's event loop does, without the work-stealing scheduler's atomics and
+/// queues, which buy nothing with a single worker.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+async fn run() -> std::process::ExitCode {
     let args = Cli::parse();
     let settings = match Settings::load() {
         Ok(s) => s,
