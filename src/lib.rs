@@ -13,6 +13,7 @@ pub mod pages;
 pub mod realtime;
 pub mod security;
 pub mod seed;
+pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod state;

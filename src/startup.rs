@@ -2,7 +2,7 @@
 //! and the tests run exactly the same app (tests bind port 0).
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use poem::{EndpointExt, Route, Server, listener::TcpAcceptor};
+use poem::{EndpointExt, Route};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -194,8 +194,7 @@ impl Application {
                 tracing::info!("no new connections; finishing in-flight requests");
             }
         };
-        let serve = Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
-            .run_with_graceful_shutdown(app, draining, None);
+        let serve = crate::serve::serve(listener, app, draining);
         let deadline = async {
             drain.begun().await;
             tokio::time::sleep(timeout).await;

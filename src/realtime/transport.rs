@@ -1,6 +1,6 @@
 //! Mounting socketioxide in poem. Polling goes through poem's tower compat ([`super::polling`]);
-//! a WebSocket upgrade is answered here (poem's `take_upgrade`) and the raw upgraded stream
-//! handed to socketioxide, because the compat layer cannot pass an upgrade through. Both go
+//! a WebSocket upgrade is answered here (the connection's TCP stream, see [`crate::serve`])
+//! and the stream handed to socketioxide, because the compat layer cannot pass an upgrade through. Both go
 //! through the session's [`Link`]: a killed session's polls are refused and its WebSocket
 //! fails, and every answered poll or written frame frees room for a waiting replay.
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use socketioxide::socket::Sid;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tower::Service as _;
 
-use crate::{drain::Drain, error::AppError};
+use crate::{drain::Drain, error::AppError, serve::Upgrade};
 
 use super::{
     Service, SocketIo,
@@ -103,7 +103,7 @@ impl SocketIoEndpoint {
 impl Endpoint for SocketIoEndpoint {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if self.drain.is_draining() && !self.serves(session_of(req.uri())) {
             // A 503, not a Socket.IO refusal: a balancer retries it on another node, and
             // clients count it as a failed attempt and reconnect later.
@@ -116,9 +116,10 @@ impl Endpoint for SocketIoEndpoint {
         let Some(key) = req.header(header::SEC_WEBSOCKET_KEY).map(str::to_owned) else {
             return Ok(StatusCode::BAD_REQUEST.into_response());
         };
-        let on_upgrade = req
-            .take_upgrade()
-            .map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        let upgrade = req
+            .extensions_mut()
+            .remove::<Upgrade>()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
         let (uri, headers) = detached(req.uri(), req.headers());
         let mut parts = http::Request::builder()
             .method(req.method().clone())
@@ -145,7 +146,7 @@ impl Endpoint for SocketIoEndpoint {
         };
         let mut svc = self.svc.clone();
         tokio::spawn(async move {
-            let Ok(upgraded) = on_upgrade.await.inspect_err(|e| {
+            let Ok(upgraded) = upgrade.stream().await.inspect_err(|e| {
                 tracing::debug!(error = %e, "websocket upgrade failed");
             }) else {
                 return;
