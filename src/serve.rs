@@ -167,8 +167,13 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let h2 = tokio::select! {
+        h2 = opens_with_h2_preface(&tcp) => h2,
+        // Nothing sent yet: a connection with no request in flight closes at once.
+        _ = stopping.cancelled() => return,
+    };
     let io = TokioIo::new(tcp);
-    let ended = if opens_with_h2_preface(io.inner()).await {
+    let ended = if h2 {
         let conn = http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
         until_stopped(conn, &stopping, |c| c.graceful_shutdown()).await
     } else {

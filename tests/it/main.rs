@@ -20,5 +20,6 @@ mod realtime;
 mod session_cache;
 mod shutdown;
 mod source_pages;
+mod serving;
 mod sources;
 mod vaults;

@@ -1,0 +1,69 @@
+//! Serving HTTP (`src/serve.rs`): HTTP/1.1 and HTTP/2 by prior knowledge on one port, and a
+//! stop that waits for requests in flight, never for a connection that sent nothing or sits
+//! idle between requests.
+use std::time::Duration;
+
+use reqwest::{StatusCode, Version};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn http_1_1_and_http_2_by_prior_knowledge_are_both_served() {
+    let app = spawn_app().await;
+    let url = format!("http://{}/healthz", app.addr);
+
+    let h1 = reqwest::Client::new().get(&url).send().await.unwrap();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!((h1.status(), h1.version()), (StatusCode::OK, Version::HTTP_11));
+    assert_eq!((h2.status(), h2.version()), (StatusCode::OK, Version::HTTP_2));
+}
+
+/// Whether the server closed `conn`: it reads the end of the stream (or a reset).
+async fn closed_by_server(conn: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn a_stop_closes_connections_that_sent_nothing_or_sit_idle_without_waiting_for_them() {
+    let mut app = spawn_app_with(&[
+        ("SYNCSCRIPT_SERVER__DRAIN_PERIOD", "1s"),
+        ("SYNCSCRIPT_SERVER__SHUTDOWN_TIMEOUT", "10min"),
+    ])
+    .await;
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+
+    app.state.drain.begin();
+
+    // Far less than the ten minutes of `shutdown_timeout` the two connections could hold it.
+    let server = app.server.take().expect("server task");
+    let stopped = tokio::time::timeout(Duration::from_secs(30), server).await;
+    assert!(
+        stopped.is_ok_and(|served| served.is_ok_and(|r| r.is_ok())),
+        "the server stops once its drain is done"
+    );
+    assert!(closed_by_server(&mut silent).await);
+    assert!(closed_by_server(&mut idle).await);
+}
