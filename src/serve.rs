@@ -95,7 +95,10 @@ impl AsyncWrite for Stream {
         self.tcp.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> task::Poll<io::Result<()>> {
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut task::Context<'_>,
+    ) -> task::Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_flush(cx)
     }
 

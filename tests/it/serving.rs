@@ -26,8 +26,14 @@ async fn http_1_1_and_http_2_by_prior_knowledge_are_both_served() {
         .await
         .unwrap();
 
-    assert_eq!((h1.status(), h1.version()), (StatusCode::OK, Version::HTTP_11));
-    assert_eq!((h2.status(), h2.version()), (StatusCode::OK, Version::HTTP_2));
+    assert_eq!(
+        (h1.status(), h1.version()),
+        (StatusCode::OK, Version::HTTP_11)
+    );
+    assert_eq!(
+        (h2.status(), h2.version()),
+        (StatusCode::OK, Version::HTTP_2)
+    );
 }
 
 /// Whether the server closed `conn`: it reads the end of the stream (or a reset).
