@@ -1,6 +1,6 @@
 //! Mounting socketioxide in poem. Polling goes through poem's tower compat ([`super::polling`]);
-//! a WebSocket upgrade is answered here (the connection's TCP stream, see [`crate::serve`])
-//! and the stream handed to socketioxide, because the compat layer cannot pass an upgrade through. Both go
+//! a WebSocket upgrade is answered here and the connection's TCP stream (see [`crate::serve`])
+//! handed to socketioxide, because the compat layer cannot pass an upgrade through. Both go
 //! through the session's [`Link`]: a killed session's polls are refused and its WebSocket
 //! fails, and every answered poll or written frame frees room for a waiting replay.
 use std::sync::Arc;

@@ -222,7 +222,7 @@ async fn a_drain_spreads_the_closes_over_its_period() {
 
 #[tokio::test]
 async fn a_mutation_in_flight_commits_and_is_delivered_before_the_drain_closes_its_socket() {
-    let app = spawn_app_with(&[
+    let mut app = spawn_app_with(&[
         ("SYNCSCRIPT_SERVER__DRAIN_PERIOD", "1s"),
         ("SYNCSCRIPT_DATABASE__CONNECT_TIMEOUT", "30s"),
     ])
@@ -262,15 +262,8 @@ async fn a_mutation_in_flight_commits_and_is_delivered_before_the_drain_closes_i
     assert!(writer.wait_closed(Duration::from_secs(10)).await);
     assert!(reader.wait_closed(Duration::from_secs(10)).await);
     assert!(writer.closed_at_transport() && reader.closed_at_transport());
-    let server = app_server(app).await;
-    assert!(server.is_ok(), "the server stops cleanly after its drain");
-}
-
-/// Takes the app's server task and waits for it to end.
-async fn app_server(mut app: TestApp) -> std::io::Result<()> {
-    let server = app.server.take().expect("server task");
-    tokio::time::timeout(Duration::from_secs(20), server)
-        .await
-        .expect("the server stops after draining")
-        .expect("server task")
+    assert!(
+        app.server_ended().await.is_ok(),
+        "the server stops cleanly after its drain"
+    );
 }

@@ -312,6 +312,16 @@ impl TestApp {
         clients
     }
 
+    /// Waits for the server task to end by itself (a drain begun), up to 20 s, and gives
+    /// what it returned.
+    pub async fn server_ended(&mut self) -> std::io::Result<()> {
+        let server = self.server.take().expect("server task");
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("the server stops after draining")
+            .expect("server task")
+    }
+
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
