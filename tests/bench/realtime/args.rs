@@ -56,6 +56,9 @@ pub struct Args {
     /// `--shape --nodes`: offered commit rates, ascending, `--step-secs` each.
     pub rates: Vec<usize>,
     pub step_secs: f64,
+    /// `--shape` and `--rest`: each phase this many times, the sides alternating; the goals
+    /// take the median of the rounds' ratios.
+    pub rounds: usize,
 }
 
 impl Default for Args {
@@ -98,6 +101,7 @@ impl Default for Args {
             one_vault: true,
             rates: vec![100, 200, 400, 800, 1600, 3200],
             step_secs: 10.0,
+            rounds: 1,
         }
     }
 }
@@ -207,6 +211,7 @@ pub fn parse() -> Args {
             }
             "--rates" => args.rates = list(&value()),
             "--step-secs" => args.step_secs = float(&value()),
+            "--rounds" => args.rounds = num(&value()).max(1),
             "--bench" => {}
             other if other.starts_with("--") => eprintln!("note: ignoring unknown flag {other}"),
             _ => {} // cargo may pass a filter string

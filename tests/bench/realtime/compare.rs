@@ -6,6 +6,13 @@
 //! followed by REST on the same server; the fresh shape (1-event logs) unless `--no-fresh`;
 //! one vault with 1,000 sockets at `--cpu-rate` (server CPU per delivered frame) unless
 //! `--no-one-vault`. `--rest`: the REST phases alone.
+//!
+//! `--rounds N` runs each phase N times, the sides alternating within each round, and prints
+//! every round's table: this machine's speed drifts between runs of one build by more than the
+//! goals' margins, so the goals take the median of the rounds' ratios, each ratio between two
+//! runs made one after the other.
+use std::path::{Path, PathBuf};
+
 use crate::{
     Bench, Outcome,
     args::Mode,
@@ -20,6 +27,31 @@ use crate::{
 /// One phase's runs, one per side (rust first).
 pub type Runs = Vec<ShapeRun>;
 
+/// One phase's rounds (`--rounds`), each with its runs.
+pub type Rounds = Vec<Runs>;
+
+/// A run's log, renamed for its round when there are several (each is saved under its name).
+fn per_round(log: &Path, round: usize, rounds: usize) -> PathBuf {
+    if rounds == 1 {
+        return log.to_path_buf();
+    }
+    let stem = log.file_stem().unwrap_or_default().to_string_lossy();
+    let renamed = log.with_file_name(format!("{stem}-round{}.log", round + 1));
+    match std::fs::rename(log, &renamed) {
+        Ok(()) => renamed,
+        Err(_) => log.to_path_buf(),
+    }
+}
+
+/// A table's title, with the round when there are several.
+fn titled(title: String, round: usize, rounds: usize) -> String {
+    if rounds > 1 {
+        format!("{title} (round {} of {rounds})", round + 1)
+    } else {
+        title
+    }
+}
+
 pub async fn run(b: &Bench) -> Outcome {
     let a = &b.args;
     let sides = b.sides();
@@ -31,24 +63,28 @@ pub async fn run(b: &Bench) -> Outcome {
     let mut out = Outcome::default();
     let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
     if a.mode == Mode::Rest {
-        let mut runs = Vec::new();
-        for side in &sides {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let world = World::plan(long);
-            let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
-            let r = ShapeRun {
-                post: Some(shape::rest_phase(b, &server, &world, Call::Post).await),
-                get: Some(shape::rest_phase(b, &server, &world, Call::Get).await),
-                ..Default::default()
-            };
-            server.stop().await;
-            out.logs.push(server.spec.log.clone());
-            out.keep_dir(dir);
-            runs.push(r);
+        let mut rounds = Rounds::new();
+        for round in 0..a.rounds {
+            let mut runs = Vec::new();
+            for side in &sides {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let world = World::plan(long);
+                let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
+                let r = ShapeRun {
+                    post: Some(shape::rest_phase(b, &server, &world, Call::Post).await),
+                    get: Some(shape::rest_phase(b, &server, &world, Call::Get).await),
+                    ..Default::default()
+                };
+                server.stop().await;
+                out.logs.push(per_round(&server.spec.log, round, a.rounds));
+                out.keep_dir(dir);
+                runs.push(r);
+            }
+            out.tables.push(rest_table(&names, &runs, round, a.rounds));
+            rounds.push(runs);
         }
-        out.tables.push(rest_table(&names, &runs));
-        out.goals = shape_goals::rest(&runs);
-        out.ok = runs.iter().all(rest_ok);
+        out.goals = shape_goals::rest(&rounds);
+        out.ok = rounds.iter().flatten().all(rest_ok);
         return out;
     }
     let mut phases: Vec<(Shape, f64, bool)> = Vec::new();
@@ -66,28 +102,35 @@ pub async fn run(b: &Bench) -> Outcome {
         };
         phases.push((one, a.cpu_rate, false));
     }
-    let mut results: Vec<(Shape, Runs)> = Vec::new();
+    let mut results: Vec<(Shape, Rounds)> = Vec::new();
     for (shape, rate, with_rest) in phases {
-        let mut runs = Vec::new();
-        for side in &sides {
-            let mut r = shape::run(b, side, shape, rate, with_rest).await;
-            for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
-                let at = shape.label();
-                out.notes.push(format!("{} {at}: ×{n} {why}", side.name));
+        let mut rounds = Rounds::new();
+        for round in 0..a.rounds {
+            let mut runs = Vec::new();
+            for side in &sides {
+                let mut r = shape::run(b, side, shape, rate, with_rest).await;
+                for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
+                    let at = shape.label();
+                    out.notes.push(format!("{} {at}: ×{n} {why}", side.name));
+                }
+                out.logs.push(per_round(&r.log, round, a.rounds));
+                if let Some(dir) = r.dir.take() {
+                    out.keep_dir(dir);
+                }
+                runs.push(r);
             }
-            out.logs.push(r.log.clone());
-            if let Some(dir) = r.dir.take() {
-                out.keep_dir(dir);
-            }
-            runs.push(r);
+            let table = shape_table(&shape, rate, &names, &runs, round, a.rounds);
+            out.tables.push(table);
+            rounds.push(runs);
         }
-        out.tables.push(shape_table(&shape, rate, &names, &runs));
-        results.push((shape, runs));
+        results.push((shape, rounds));
     }
     let one = results.iter().find(|(s, _)| s.vaults == 1).map(|(_, r)| r);
     if a.long {
         if a.rest {
-            out.tables.push(rest_table(&names, &results[0].1));
+            for (round, runs) in results[0].1.iter().enumerate() {
+                out.tables.push(rest_table(&names, runs, round, a.rounds));
+            }
         }
         let fresh = a.fresh.then(|| &results[1].1);
         out.goals = shape_goals::shape(&results[0].1, fresh, one);
@@ -104,7 +147,8 @@ pub async fn run(b: &Bench) -> Outcome {
     );
     out.ok = results
         .iter()
-        .all(|(_, runs)| runs.iter().all(ShapeRun::complete));
+        .flat_map(|(_, rounds)| rounds.iter().flatten())
+        .all(ShapeRun::complete);
     out
 }
 
@@ -136,9 +180,16 @@ fn text(t: &mut Table, name: &str, runs: &[ShapeRun], v: impl Fn(&ShapeRun) -> S
     t.row(name, cells);
 }
 
-fn shape_table(shape: &Shape, rate: f64, names: &[&str], runs: &[ShapeRun]) -> Table {
+fn shape_table(
+    shape: &Shape,
+    rate: f64,
+    names: &[&str],
+    runs: &[ShapeRun],
+    round: usize,
+    rounds: usize,
+) -> Table {
     let title = format!("{}, commits at {rate}/s", shape.label());
-    let mut t = Table::new(&title, headers(names));
+    let mut t = Table::new(&titled(title, round, rounds), headers(names));
     text(&mut t, "sockets opened / joined / failed", runs, |r| {
         let failed = r.connect.failed() + r.join.failed();
         format!("{} / {} / {failed}", r.connect.ok, r.join.ok)
@@ -236,8 +287,13 @@ pub fn rest_of(r: &ShapeRun, call: Call) -> RestRun {
     .unwrap_or_default()
 }
 
-fn rest_table(names: &[&str], runs: &[ShapeRun]) -> Table {
-    let mut t = Table::new("REST at saturation, server on one core", headers(names));
+fn rest_table(names: &[&str], runs: &[ShapeRun], round: usize, rounds: usize) -> Table {
+    let title = titled(
+        "REST at saturation, server on one core".into(),
+        round,
+        rounds,
+    );
+    let mut t = Table::new(&title, headers(names));
     for call in [Call::Post, Call::Get] {
         let label = call.label();
         figure(

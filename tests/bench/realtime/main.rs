@@ -9,6 +9,7 @@
 //! cargo bench --bench realtime -- --shape --peer /work/shared/peer/syncscript-peer
 //! cargo bench --bench realtime -- --shape --storm --peer /work/shared/peer/syncscript-peer
 //! cargo bench --bench realtime -- --rest --peer /work/shared/peer/syncscript-peer
+//! cargo bench --bench realtime -- --shape --only-one-vault --rounds 5 --peer /work/shared/peer/syncscript-peer
 //! cargo bench --bench realtime -- --shape --nodes 3            # PostgreSQL, rising rates
 //! ```
 //!
@@ -27,7 +28,9 @@
 //! `--commit-secs` (20); `--peer PATH` (or `PEER_BIN`); `--rest-secs` (10), `--rest-conns`
 //! (32), `--no-rest`, `--no-fresh`, `--no-one-vault` (its rate is `--cpu-rate`),
 //! `--only-one-vault` (that phase alone: server CPU per frame, fan-out work);
-//! `--rates 100,200,…` and `--step-secs` (10) for `--shape --nodes`.
+//! `--rates 100,200,…` and `--step-secs` (10) for `--shape --nodes`; `--rounds N` (1) runs
+//! each phase of `--shape` or `--rest` N times, the sides alternating, and judges the goals by
+//! the median of the rounds' ratios (one run's CPU figures drift by ±15% on a shared host).
 //!
 //! Flags (cargo's own `--bench` is ignored):
 //! - `--clients N[,N…]` socket tiers, ascending (default 1000,10000, capped by the open-file

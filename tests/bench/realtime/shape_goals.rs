@@ -1,32 +1,59 @@
 //! The goals for `--shape` and `--rest`, with verdicts: this project's figures
-//! alone, or against the Node peer's as a ratio (not run without `--peer`).
+//! alone, or against the Node peer's as a ratio (not run without `--peer`). With several
+//! rounds (`--rounds`), each figure is the median of the rounds', and each ratio the median of
+//! the rounds' ratios.
 use crate::{
-    compare::{Runs, rest_of},
+    compare::{Rounds, rest_of},
     report::Goal,
     restload::Call,
     shape::ShapeRun,
     stats::{ms_f, pct},
 };
 
-/// `mine / theirs` against `limit` (× the peer's); not run without the peer.
+/// The middle value; the mean of the two middle ones for an even count.
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// This project's figure: the median over the rounds.
+fn mine(rounds: &Rounds, v: impl Fn(&ShapeRun) -> f64) -> f64 {
+    median(rounds.iter().map(|runs| v(&runs[0])).collect())
+}
+
+/// `mine / theirs` against `limit` (× the peer's), the median of the rounds' ratios, each
+/// taken between the two sides' runs of one round; not run without the peer.
 fn versus(
     name: &str,
     target: &str,
-    runs: &[ShapeRun],
+    rounds: &Rounds,
     v: impl Fn(&ShapeRun) -> f64,
     ok: impl Fn(f64) -> bool,
 ) -> Goal {
-    let measured = (runs.len() == 2).then(|| {
-        let (mine, theirs) = (v(&runs[0]), v(&runs[1]));
-        let ratio = mine / theirs.max(1e-9);
-        (format!("{mine:.1} vs {theirs:.1} = {ratio:.2}×"), ok(ratio))
+    let measured = rounds.iter().all(|runs| runs.len() == 2).then(|| {
+        let side = |k: usize| median(rounds.iter().map(|runs| v(&runs[k])).collect());
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .map(|runs| v(&runs[0]) / v(&runs[1]).max(1e-9))
+            .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        let ratio = median(ratios);
+        let mut shown = format!("{:.1} vs {:.1} = {ratio:.2}×", side(0), side(1));
+        if rounds.len() > 1 {
+            shown.push_str(&format!(" (medians; rounds {})", each.join(", ")));
+        }
+        (shown, ok(ratio))
     });
     Goal::new(name, target, measured, "no --peer")
 }
 
-pub fn shape(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal> {
-    let mine = &long[0];
-    let kb = mine.kb_per_socket();
+pub fn shape(long: &Rounds, fresh: Option<&Rounds>, one: Option<&Rounds>) -> Vec<Goal> {
+    let kb = mine(long, ShapeRun::kb_per_socket);
     let mut goals = vec![Goal::new(
         "KB / socket, long logs, everything included",
         "≤ 25 KB",
@@ -37,7 +64,7 @@ pub fn shape(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal>
         "KB / socket, long logs ÷ fresh vaults",
         "≤ 1.1×",
         fresh.map(|f| {
-            let k = f[0].kb_per_socket();
+            let k = mine(f, ShapeRun::kb_per_socket);
             (
                 format!("{kb:.1} / {k:.1} = {:.2}×", kb / k.max(1e-9)),
                 kb <= 1.1 * k,
@@ -69,15 +96,18 @@ pub fn shape(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal>
             "--no-one-vault",
         ),
     });
-    let all = [Some(long), fresh, one].into_iter().flatten();
-    let lost: Vec<String> = all
-        .flat_map(|runs| runs.first())
+    // This project's runs of every phase and round.
+    let all = || {
+        [Some(long), fresh, one]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|runs| &runs[0])
+    };
+    let lost: Vec<String> = all()
         .map(|r| format!("{}/{}/{}", r.lat.missing, r.lat.duplicates, r.lat.reordered))
         .collect();
-    let complete = [Some(long), fresh, one]
-        .into_iter()
-        .flatten()
-        .all(|runs| runs[0].complete());
+    let complete = all().all(ShapeRun::complete);
     goals.push(Goal::new(
         "rust: missing / dup / reordered, every phase",
         "0 / 0 / 0",
@@ -88,24 +118,24 @@ pub fn shape(long: &Runs, fresh: Option<&Runs>, one: Option<&Runs>) -> Vec<Goal>
 }
 
 /// Server user CPU per delivered frame with 1,000 sockets in one vault.
-pub fn one_vault(runs: &Runs) -> Goal {
+pub fn one_vault(rounds: &Rounds) -> Goal {
     versus(
         "server user CPU µs / frame, 1 vault × 1000 sockets, rust ÷ node",
         "≤ 0.75×",
-        runs,
+        rounds,
         ShapeRun::user_per_frame,
         |x| x <= 0.75,
     )
 }
 
-pub fn rest(runs: &Runs) -> Vec<Goal> {
+pub fn rest(rounds: &Rounds) -> Vec<Goal> {
     [Call::Post, Call::Get]
         .iter()
         .map(|&call| {
             versus(
                 &format!("{} req/s on one core, rust ÷ node", call.label()),
                 "≥ 1.5×",
-                runs,
+                rounds,
                 |r| rest_of(r, call).per_second(),
                 |x| x >= 1.5,
             )
