@@ -18,3 +18,9 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+
+/// The CPUs this process may run on (its affinity or container quota), 1 if the system cannot
+/// tell: the runtime's worker threads, and what sizes per-thread resources to match them.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}

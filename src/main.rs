@@ -24,8 +24,7 @@ fn main() -> std::process::ExitCode {
 /// sockets, as Node's event loop does, without the work-stealing scheduler's atomics and
 /// queues, which buy nothing with a single worker.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if cpus == 1 {
+    let mut builder = if syncscript::cpus() == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()

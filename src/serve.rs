@@ -224,6 +224,7 @@ async fn opens_with_h2_preface(tcp: &TcpStream) -> bool {
     }
     false
 }
+
 /// An accept that failed: a connection reset before it was accepted is nothing to wait for;
 /// anything else (out of file descriptors, say) is waited out a moment before the next
 /// accept, which would only fail again at once.

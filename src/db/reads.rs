@@ -32,8 +32,7 @@ impl Reads {
         let Some(path) = sqlite_path(&cfg.url) else {
             return Ok(None);
         };
-        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let conns = (0..count)
+        let conns = (0..crate::cpus())
             .map(|_| open_one(&path).map(Mutex::new))
             .collect::<Result<_, _>>()
             .map_err(|e| sea_orm::DbErr::Custom(format!("read connection to {path}: {e}")))?;

@@ -17,9 +17,8 @@ pub struct Passwords {
 
 impl Passwords {
     pub fn new() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new(crate::cpus())),
         }
     }
 

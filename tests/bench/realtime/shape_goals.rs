@@ -21,9 +21,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// This project's figure: the median over the rounds.
-fn mine(rounds: &Rounds, v: impl Fn(&ShapeRun) -> f64) -> f64 {
-    median(rounds.iter().map(|runs| v(&runs[0])).collect())
+/// Side `k`'s figure (0: this project), the median over the rounds.
+fn side(rounds: &Rounds, k: usize, v: impl Fn(&ShapeRun) -> f64) -> f64 {
+    median(rounds.iter().map(|runs| v(&runs[k])).collect())
 }
 
 /// `mine / theirs` against `limit` (× the peer's), the median of the rounds' ratios, each
@@ -36,14 +36,17 @@ fn versus(
     ok: impl Fn(f64) -> bool,
 ) -> Goal {
     let measured = rounds.iter().all(|runs| runs.len() == 2).then(|| {
-        let side = |k: usize| median(rounds.iter().map(|runs| v(&runs[k])).collect());
         let ratios: Vec<f64> = rounds
             .iter()
             .map(|runs| v(&runs[0]) / v(&runs[1]).max(1e-9))
             .collect();
         let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         let ratio = median(ratios);
-        let mut shown = format!("{:.1} vs {:.1} = {ratio:.2}×", side(0), side(1));
+        let mut shown = format!(
+            "{:.1} vs {:.1} = {ratio:.2}×",
+            side(rounds, 0, &v),
+            side(rounds, 1, &v)
+        );
         if rounds.len() > 1 {
             shown.push_str(&format!(" (medians; rounds {})", each.join(", ")));
         }
@@ -53,7 +56,7 @@ fn versus(
 }
 
 pub fn shape(long: &Rounds, fresh: Option<&Rounds>, one: Option<&Rounds>) -> Vec<Goal> {
-    let kb = mine(long, ShapeRun::kb_per_socket);
+    let kb = side(long, 0, ShapeRun::kb_per_socket);
     let mut goals = vec![Goal::new(
         "KB / socket, long logs, everything included",
         "≤ 25 KB",
@@ -64,7 +67,7 @@ pub fn shape(long: &Rounds, fresh: Option<&Rounds>, one: Option<&Rounds>) -> Vec
         "KB / socket, long logs ÷ fresh vaults",
         "≤ 1.1×",
         fresh.map(|f| {
-            let k = mine(f, ShapeRun::kb_per_socket);
+            let k = side(f, 0, ShapeRun::kb_per_socket);
             (
                 format!("{kb:.1} / {k:.1} = {:.2}×", kb / k.max(1e-9)),
                 kb <= 1.1 * k,
