@@ -42,7 +42,20 @@ pub fn return_large_blocks_to_the_os() {}
 pub fn resident() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split(' ').nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    Some(pages * page_size())
+}
+
+/// The size of a memory page: 4 KiB on x86-64, and up to 64 KiB on some arm64 kernels.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn page_size() -> u64 {
+    // SAFETY: `sysconf` only reads a constant of the system.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn page_size() -> u64 {
+    4096
 }
 
 /// Hands every free page of the heaps back to the system.
@@ -111,6 +124,25 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_resident_size_is_the_kernels_vm_rss() {
+        let rss_kib = || -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        let before = rss_kib() * 1024;
+        let resident = resident().expect("/proc/self/statm reads");
+        let after = rss_kib() * 1024;
+
+        let (low, high) = (before.min(after), before.max(after));
+        assert!(
+            low * 9 / 10 <= resident && resident <= high * 11 / 10,
+            "{resident} against VmRSS {before}..{after}"
+        );
+    }
 
     #[test]
     fn trims_after_a_growth_stops_and_once_a_minute() {

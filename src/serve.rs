@@ -10,6 +10,12 @@
 //! [`Upgrade::stream`] gives a WebSocket the same stream back. (hyper-util's `auto` builder,
 //! which poem uses, wraps the stream in a private type to sniff the protocol, so an upgrade
 //! could not have it back: [`connection`] sniffs HTTP/2's preface itself.)
+//!
+//! Every accepted stream is set `TCP_NODELAY`, as Node's HTTP server does: a frame written
+//! while the previous one is not yet acknowledged goes out at once, instead of waiting for an
+//! acknowledgement the client may delay by 40 ms or more. A connection that sends no whole
+//! request head within `server.header_timeout` of opening, or of its previous response, is
+//! closed.
 use std::{convert::Infallible, future::Future, io, pin::Pin, sync::Arc, task, time::Duration};
 
 use bytes::{Buf, Bytes};
@@ -17,7 +23,7 @@ use hyper::{
     body::Incoming,
     server::conn::{http1, http2},
 };
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use poem::{
     Endpoint,
     endpoint::BoxEndpoint,
@@ -117,6 +123,7 @@ impl AsyncWrite for Stream {
 pub async fn serve(
     listener: TcpListener,
     app: BoxEndpoint<'static>,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let app = Arc::new(app);
@@ -135,6 +142,7 @@ pub async fn serve(
                 }
             },
         };
+        accepted(&tcp);
         let (app, local, remote) = (app.clone(), local.clone(), RemoteAddr(remote.into()));
         let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
             if let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() {
@@ -147,7 +155,7 @@ pub async fn serve(
                 Ok::<_, Infallible>(http::Response::from(response))
             }
         });
-        connections.spawn(connection(tcp, service, stopping.clone()));
+        connections.spawn(connection(tcp, service, header_timeout, stopping.clone()));
     }
     drop(listener);
     stopping.cancel();
@@ -156,11 +164,25 @@ pub async fn serve(
     Ok(())
 }
 
+/// Sets up an accepted stream: `TCP_NODELAY`, so that no small write waits for the client to
+/// acknowledge the one before.
+fn accepted(tcp: &TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
 /// Serves one connection: HTTP/2 when it opens with HTTP/2's preface (prior knowledge, as
 /// poem's server allowed), else HTTP/1.1 with upgrades. Hyper's HTTP/1 connection is given
-/// the `TcpStream` itself, which is what lets an upgrade have it back.
-async fn connection<S, B>(tcp: TcpStream, service: S, stopping: CancellationToken)
-where
+/// the `TcpStream` itself, which is what lets an upgrade have it back. A connection silent
+/// for `header_timeout` from the start is closed, as hyper closes an HTTP/1 one whose request
+/// head takes longer.
+async fn connection<S, B>(
+    tcp: TcpStream,
+    service: S,
+    header_timeout: Duration,
+    stopping: CancellationToken,
+) where
     S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
         + Send
         + 'static,
@@ -171,7 +193,13 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let h2 = tokio::select! {
-        h2 = opens_with_h2_preface(&tcp) => h2,
+        h2 = tokio::time::timeout(header_timeout, opens_with_h2_preface(&tcp)) => match h2 {
+            Ok(h2) => h2,
+            Err(_) => {
+                tracing::debug!("connection closed: nothing sent within server.header_timeout");
+                return;
+            }
+        },
         // Nothing sent yet: a connection with no request in flight closes at once.
         _ = stopping.cancelled() => return,
     };
@@ -181,6 +209,8 @@ where
         until_stopped(conn, &stopping, |c| c.graceful_shutdown()).await
     } else {
         let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
             .serve_connection(io, service)
             .with_upgrades();
         until_stopped(conn, &stopping, |c| c.graceful_shutdown()).await
@@ -237,5 +267,27 @@ async fn pause_after(e: &io::Error) {
             tracing::warn!(error = %e, "cannot accept a connection");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_accepted_stream_sends_small_writes_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        assert!(
+            !tcp.nodelay().unwrap(),
+            "Nagle's algorithm is on by default"
+        );
+
+        accepted(&tcp);
+
+        assert!(tcp.nodelay().unwrap());
     }
 }

@@ -37,6 +37,10 @@ pub struct ServerSettings {
     /// On SIGTERM, the node's sockets are closed spread over this long.
     #[serde(with = "humantime_serde")]
     pub drain_period: Duration,
+    /// A connection that does not send a whole request head this long after it opened, or
+    /// after its previous response, is closed (an idle keep-alive connection too).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
 }
 
 /// A reverse proxy, by address or CIDR range (`10.0.0.7`, `10.0.0.0/8`), whose
@@ -229,6 +233,9 @@ impl Settings {
                 "server.drain_period",
                 "must be shorter than server.shutdown_timeout",
             );
+        }
+        if self.server.header_timeout.is_zero() {
+            return bad("server.header_timeout", "must be positive");
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");

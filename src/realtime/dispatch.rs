@@ -56,13 +56,18 @@ pub async fn dispatch(
 }
 
 /// Seconds since the event's timestamp, taken in its transaction just before the commit.
+///
+/// Read straight from the payload's text, for a metric of every relayed event: parsing the
+/// whole payload for it was about 1% of a commit's CPU. The top-level `timestamp` is the only
+/// key of that name an event payload has, and no string value can hold `"timestamp":"`
+/// (its quotes would be escaped).
 fn lag_of(event: &Event) -> Option<f64> {
-    #[derive(serde::Deserialize)]
-    struct Stamped {
-        timestamp: chrono::DateTime<chrono::Utc>,
-    }
-    let stamped: Stamped = serde_json::from_str(event.payload.get()).ok()?;
-    let lag = chrono::Utc::now() - stamped.timestamp;
+    const KEY: &str = "\"timestamp\":\"";
+    let text = event.payload.get();
+    let start = text.find(KEY)? + KEY.len();
+    let end = start + text[start..].find('"')?;
+    let stamped = chrono::DateTime::parse_from_rfc3339(&text[start..end]).ok()?;
+    let lag = chrono::Utc::now() - stamped.to_utc();
     Some(lag.num_microseconds()?.max(0) as f64 / 1e6)
 }
 
@@ -136,5 +141,51 @@ pub async fn sweep_sessions(rooms: &Rooms, io: &SocketIo) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::events::{EventKind, raw};
+
+    fn event(payload: serde_json::Value) -> Event {
+        Event {
+            vault_id: Uuid::nil(),
+            seq: 1,
+            kind: EventKind::SourceCreated,
+            member: None,
+            payload: raw(&payload),
+        }
+    }
+
+    #[test]
+    fn the_lag_is_read_from_the_top_level_timestamp() {
+        let two_seconds_ago = chrono::Utc::now() - chrono::Duration::seconds(2);
+        let stamp = two_seconds_ago.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let decoy = r#"{"timestamp":"2000-01-01T00:00:00Z"}"#;
+        let lag = lag_of(&event(json!({
+            "actor": { "userName": decoy },
+            "source": { "title": format!("\"timestamp\":\"{stamp}"), "createdAt": "2000-01-01T00:00:00Z" },
+            "timestamp": stamp,
+            "vaultId": Uuid::nil(),
+        })))
+        .expect("a lag");
+
+        assert!((2.0..60.0).contains(&lag), "{lag}");
+    }
+
+    #[test]
+    fn a_payload_without_a_timestamp_has_no_lag() {
+        assert_eq!(lag_of(&event(json!({ "seq": 1 }))), None);
+        assert_eq!(lag_of(&event(json!({ "timestamp": "yesterday" }))), None);
+    }
+
+    #[test]
+    fn a_timestamp_ahead_of_this_clock_is_no_lag() {
+        let ahead = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+        assert_eq!(lag_of(&event(json!({ "timestamp": ahead }))), Some(0.0));
     }
 }

@@ -1,6 +1,7 @@
-//! Serving HTTP (`src/serve.rs`): HTTP/1.1 and HTTP/2 by prior knowledge on one port, and a
+//! Serving HTTP (`src/serve.rs`): HTTP/1.1 and HTTP/2 by prior knowledge on one port, a
 //! stop that waits for requests in flight, never for a connection that sent nothing or sits
-//! idle between requests.
+//! idle between requests, and `server.header_timeout` for a connection that withholds or
+//! trickles its request head.
 use std::time::Duration;
 
 use reqwest::{StatusCode, Version};
@@ -71,4 +72,43 @@ async fn a_stop_closes_connections_that_sent_nothing_or_sit_idle_without_waiting
     );
     assert!(closed_by_server(&mut silent).await);
     assert!(closed_by_server(&mut idle).await);
+}
+
+#[tokio::test]
+async fn a_connection_without_a_whole_request_head_within_the_header_timeout_is_closed() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_SERVER__HEADER_TIMEOUT", "1s")]).await;
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    let mut trickling = TcpStream::connect(app.addr).await.unwrap();
+    trickling
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+
+    // `closed_by_server` waits up to 10 s, against a timeout of 1 s.
+    assert!(closed_by_server(&mut silent).await, "silent");
+    assert!(closed_by_server(&mut trickling).await, "trickling");
+    assert!(closed_by_server(&mut idle).await, "idle after a response");
+}
+
+#[tokio::test]
+async fn a_request_head_that_arrives_in_pieces_within_the_header_timeout_is_answered() {
+    let app = spawn_app_with(&[("SYNCSCRIPT_SERVER__HEADER_TIMEOUT", "5s")]).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.write_all(b"Host: test\r\n\r\n").await.unwrap();
+
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
 }
