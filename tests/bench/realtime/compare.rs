@@ -10,7 +10,8 @@
 //! `--rounds N` runs each phase N times, the sides alternating within each round, and prints
 //! every round's table: this machine's speed drifts between runs of one build by more than the
 //! goals' margins, so the goals take the median of the rounds' ratios, each ratio between two
-//! runs made one after the other.
+//! runs made one after the other. This project runs first in the odd rounds and the peer in
+//! the even ones ([`order`]).
 use std::path::{Path, PathBuf};
 
 use crate::{
@@ -26,6 +27,24 @@ use crate::{
 
 /// One phase's runs, one per side (rust first).
 pub type Runs = Vec<ShapeRun>;
+
+/// The order the sides run in, in round `round` (from 0): this project first in the odd
+/// rounds (1st, 3rd…), the peer first in the even ones. The first run of a sitting was the
+/// slowest of its phase for either side (the machine coming out of idle), and with this
+/// project always first each of its rounds started colder than the peer's.
+fn order(sides: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sides).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// A round's runs, made in [`order`], back in the sides' order.
+fn in_sides_order(mut made: Vec<(usize, ShapeRun)>) -> Runs {
+    made.sort_by_key(|(k, _)| *k);
+    made.into_iter().map(|(_, r)| r).collect()
+}
 
 /// One phase's rounds (`--rounds`), each with its runs.
 pub type Rounds = Vec<Runs>;
@@ -65,8 +84,9 @@ pub async fn run(b: &Bench) -> Outcome {
     if a.mode == Mode::Rest {
         let mut rounds = Rounds::new();
         for round in 0..a.rounds {
-            let mut runs = Vec::new();
-            for side in &sides {
+            let mut made = Vec::new();
+            for k in order(sides.len(), round) {
+                let side = &sides[k];
                 let dir = tempfile::tempdir().expect("tempdir");
                 let world = World::plan(long);
                 let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
@@ -78,8 +98,9 @@ pub async fn run(b: &Bench) -> Outcome {
                 server.stop().await;
                 out.logs.push(per_round(&server.spec.log, round, a.rounds));
                 out.keep_dir(dir);
-                runs.push(r);
+                made.push((k, r));
             }
+            let runs = in_sides_order(made);
             out.tables.push(rest_table(&names, &runs, round, a.rounds));
             rounds.push(runs);
         }
@@ -106,8 +127,9 @@ pub async fn run(b: &Bench) -> Outcome {
     for (shape, rate, with_rest) in phases {
         let mut rounds = Rounds::new();
         for round in 0..a.rounds {
-            let mut runs = Vec::new();
-            for side in &sides {
+            let mut made = Vec::new();
+            for k in order(sides.len(), round) {
+                let side = &sides[k];
                 let mut r = shape::run(b, side, shape, rate, with_rest).await;
                 for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
                     let at = shape.label();
@@ -117,8 +139,9 @@ pub async fn run(b: &Bench) -> Outcome {
                 if let Some(dir) = r.dir.take() {
                     out.keep_dir(dir);
                 }
-                runs.push(r);
+                made.push((k, r));
             }
+            let runs = in_sides_order(made);
             let table = shape_table(&shape, rate, &names, &runs, round, a.rounds);
             out.tables.push(table);
             rounds.push(runs);
