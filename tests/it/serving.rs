@@ -37,6 +37,26 @@ async fn http_1_1_and_http_2_by_prior_knowledge_are_both_served() {
     );
 }
 
+/// Reads the answer to the request sent on `conn`, a 200.
+async fn answered_ok(conn: &mut TcpStream) {
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+}
+
+/// A keep-alive connection that made one request, answered, and now sits idle.
+async fn idle_after_a_request(addr: std::net::SocketAddr) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    answered_ok(&mut conn).await;
+    conn
+}
+
 /// Whether the server closed `conn`: it reads the end of the stream (or a reset).
 async fn closed_by_server(conn: &mut TcpStream) -> bool {
     let mut buf = [0u8; 256];
@@ -54,13 +74,7 @@ async fn a_stop_closes_connections_that_sent_nothing_or_sit_idle_without_waiting
     ])
     .await;
     let mut silent = TcpStream::connect(app.addr).await.unwrap();
-    let mut idle = TcpStream::connect(app.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = idle.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let mut idle = idle_after_a_request(app.addr).await;
 
     app.state.drain.begin();
 
@@ -83,13 +97,7 @@ async fn a_connection_without_a_whole_request_head_within_the_header_timeout_is_
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
         .await
         .unwrap();
-    let mut idle = TcpStream::connect(app.addr).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = idle.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let mut idle = idle_after_a_request(app.addr).await;
 
     // `closed_by_server` waits up to 10 s, against a timeout of 1 s.
     assert!(closed_by_server(&mut silent).await, "silent");
@@ -105,10 +113,5 @@ async fn a_request_head_that_arrives_in_pieces_within_the_header_timeout_is_answ
     tokio::time::sleep(Duration::from_millis(300)).await;
     conn.write_all(b"Host: test\r\n\r\n").await.unwrap();
 
-    let mut buf = [0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
-        .await
-        .expect("an answer")
-        .unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    answered_ok(&mut conn).await;
 }
