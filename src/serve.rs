@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_accepted_stream_sends_small_writes_at_once() {
+    async fn an_accepted_stream_has_nagles_algorithm_off() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap())
             .await

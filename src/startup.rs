@@ -182,7 +182,6 @@ impl Application {
         let drain = state.drain.clone();
         let server = &state.settings.server;
         let (period, timeout) = (server.drain_period, server.shutdown_timeout);
-        let header_timeout = server.header_timeout;
         let draining = {
             let (state, drain) = (state.clone(), drain.clone());
             async move {
@@ -195,7 +194,7 @@ impl Application {
                 tracing::info!("no new connections; finishing in-flight requests");
             }
         };
-        let serve = crate::serve::serve(listener, app, header_timeout, draining);
+        let serve = crate::serve::serve(listener, app, server.header_timeout, draining);
         let deadline = async {
             drain.begun().await;
             tokio::time::sleep(timeout).await;

@@ -22,6 +22,7 @@ use crate::{
     seed::{Shape, World},
     shape::{self, ShapeRun},
     shape_goals,
+    sides::Side,
     stats::{ms_f, p50_p99, p50_p99_max, pct, us_per_frame},
 };
 
@@ -40,12 +41,6 @@ fn order(sides: usize, round: usize) -> Vec<usize> {
     order
 }
 
-/// A round's runs, made in [`order`], back in the sides' order.
-fn in_sides_order(mut made: Vec<(usize, ShapeRun)>) -> Runs {
-    made.sort_by_key(|(k, _)| *k);
-    made.into_iter().map(|(_, r)| r).collect()
-}
-
 /// One phase's rounds (`--rounds`), each with its runs.
 pub type Rounds = Vec<Runs>;
 
@@ -60,6 +55,25 @@ fn per_round(log: &Path, round: usize, rounds: usize) -> PathBuf {
         Ok(()) => renamed,
         Err(_) => log.to_path_buf(),
     }
+}
+
+/// One phase in `n` rounds: each round runs every side once, in [`order`] (`run` makes one
+/// side's run and files its log in `out`), and keeps the runs in the sides' order.
+async fn in_rounds(
+    out: &mut Outcome,
+    n: usize,
+    sides: &[Side],
+    mut run: impl AsyncFnMut(&mut Outcome, usize, &Side) -> ShapeRun,
+) -> Rounds {
+    let mut rounds = Rounds::new();
+    for round in 0..n {
+        let mut runs: Vec<Option<ShapeRun>> = sides.iter().map(|_| None).collect();
+        for k in order(sides.len(), round) {
+            runs[k] = Some(run(out, round, &sides[k]).await);
+        }
+        rounds.push(runs.into_iter().flatten().collect());
+    }
+    rounds
 }
 
 /// A table's title, with the round when there are several.
@@ -82,28 +96,22 @@ pub async fn run(b: &Bench) -> Outcome {
     let mut out = Outcome::default();
     let names: Vec<&str> = sides.iter().map(|s| s.name).collect();
     if a.mode == Mode::Rest {
-        let mut rounds = Rounds::new();
-        for round in 0..a.rounds {
-            let mut made = Vec::new();
-            for k in order(sides.len(), round) {
-                let side = &sides[k];
-                let dir = tempfile::tempdir().expect("tempdir");
-                let world = World::plan(long);
-                let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
-                let r = ShapeRun {
-                    post: Some(shape::rest_phase(b, &server, &world, Call::Post).await),
-                    get: Some(shape::rest_phase(b, &server, &world, Call::Get).await),
-                    ..Default::default()
-                };
-                server.stop().await;
-                out.logs.push(per_round(&server.spec.log, round, a.rounds));
-                out.keep_dir(dir);
-                made.push((k, r));
-            }
-            let runs = in_sides_order(made);
-            out.tables.push(rest_table(&names, &runs, round, a.rounds));
-            rounds.push(runs);
-        }
+        let rounds = in_rounds(&mut out, a.rounds, &sides, async |out, round, side| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let world = World::plan(long);
+            let (mut server, _) = shape::start_seeded(b, side, dir.path(), &world).await;
+            let r = ShapeRun {
+                post: Some(shape::rest_phase(b, &server, &world, Call::Post).await),
+                get: Some(shape::rest_phase(b, &server, &world, Call::Get).await),
+                ..Default::default()
+            };
+            server.stop().await;
+            out.logs.push(per_round(&server.spec.log, round, a.rounds));
+            out.keep_dir(dir);
+            r
+        })
+        .await;
+        out.tables.extend(rest_tables(&names, &rounds));
         out.goals = shape_goals::rest(&rounds);
         out.ok = rounds.iter().flatten().all(rest_ok);
         return out;
@@ -125,35 +133,29 @@ pub async fn run(b: &Bench) -> Outcome {
     }
     let mut results: Vec<(Shape, Rounds)> = Vec::new();
     for (shape, rate, with_rest) in phases {
-        let mut rounds = Rounds::new();
-        for round in 0..a.rounds {
-            let mut made = Vec::new();
-            for k in order(sides.len(), round) {
-                let side = &sides[k];
-                let mut r = shape::run(b, side, shape, rate, with_rest).await;
-                for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
-                    let at = shape.label();
-                    out.notes.push(format!("{} {at}: ×{n} {why}", side.name));
-                }
-                out.logs.push(per_round(&r.log, round, a.rounds));
-                if let Some(dir) = r.dir.take() {
-                    out.keep_dir(dir);
-                }
-                made.push((k, r));
+        let rounds = in_rounds(&mut out, a.rounds, &sides, async |out, round, side| {
+            let mut r = shape::run(b, side, shape, rate, with_rest).await;
+            for (why, n) in r.connect.failures.iter().chain(&r.join.failures) {
+                let at = shape.label();
+                out.notes.push(format!("{} {at}: ×{n} {why}", side.name));
             }
-            let runs = in_sides_order(made);
-            let table = shape_table(&shape, rate, &names, &runs, round, a.rounds);
+            out.logs.push(per_round(&r.log, round, a.rounds));
+            if let Some(dir) = r.dir.take() {
+                out.keep_dir(dir);
+            }
+            r
+        })
+        .await;
+        for (round, runs) in rounds.iter().enumerate() {
+            let table = shape_table(&shape, rate, &names, runs, round, a.rounds);
             out.tables.push(table);
-            rounds.push(runs);
         }
         results.push((shape, rounds));
     }
     let one = results.iter().find(|(s, _)| s.vaults == 1).map(|(_, r)| r);
     if a.long {
         if a.rest {
-            for (round, runs) in results[0].1.iter().enumerate() {
-                out.tables.push(rest_table(&names, runs, round, a.rounds));
-            }
+            out.tables.extend(rest_tables(&names, &results[0].1));
         }
         let fresh = a.fresh.then(|| &results[1].1);
         out.goals = shape_goals::shape(&results[0].1, fresh, one);
@@ -308,6 +310,13 @@ pub fn rest_of(r: &ShapeRun, call: Call) -> RestRun {
         Call::Get => r.get.clone(),
     }
     .unwrap_or_default()
+}
+
+/// The REST table of every round.
+fn rest_tables(names: &[&str], rounds: &Rounds) -> Vec<Table> {
+    (rounds.iter().enumerate())
+        .map(|(round, runs)| rest_table(names, runs, round, rounds.len()))
+        .collect()
 }
 
 fn rest_table(names: &[&str], runs: &[ShapeRun], round: usize, rounds: usize) -> Table {
